@@ -1,0 +1,157 @@
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { createLogger, createYoga, type Plugin } from "graphql-yoga";
+import { loadSecrets } from "./auth/secrets.js";
+import { authenticateSessionToken, bearerToken } from "./auth/sessions.js";
+import { createSessionTokens } from "./auth/session-token.js";
+import type { Config } from "./config.js";
+import type { Context, Services } from "./context.js";
+import { openDatabase, type Database } from "./db/index.js";
+import { createAppPubSub } from "./realtime/pubsub.js";
+import { attachWebSockets, connectionToken } from "./realtime/websocket.js";
+import { buildSchema } from "./schema/index.js";
+import { clientError, unauthenticated } from "./schema/errors.js";
+
+/** Requests larger than this are refused before they are parsed. */
+export const MAX_REQUEST_BYTES = 1024 * 1024;
+
+export interface AppOptions {
+  /** The clock; tests inject one to move time without sleeping. */
+  now?: () => Date;
+}
+
+export interface App {
+  services: Services;
+  database: Database;
+  /** Listens on the port (0 picks a free one); resolves with the GraphQL endpoint's URL. */
+  start(port?: number, host?: string): Promise<string>;
+  /** Stops accepting, lets in-flight requests finish, closes WebSockets and the database. */
+  stop(): Promise<void>;
+  readonly url: string;
+}
+
+interface YogaServerContext {
+  req?: IncomingMessage;
+  res?: ServerResponse;
+  connectionParams?: Readonly<Record<string, unknown>>;
+}
+
+export async function createApp(config: Config, options: AppOptions = {}): Promise<App> {
+  const logger = createLogger(config.logLevel);
+  const secrets = await loadSecrets(config);
+  const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
+  const pubsubHandle = createAppPubSub({ redisUrl: config.redisUrl, channelPrefix: config.redisChannelPrefix });
+  const services: Services = {
+    config,
+    prisma: database.prisma,
+    pubsub: pubsubHandle.pubsub,
+    secrets,
+    tokens: createSessionTokens({ secret: secrets.jwtSecret, issuer: config.jwt.issuer, audience: config.jwt.audience }),
+    now: options.now ?? (() => new Date()),
+  };
+
+  const yoga = createYoga<YogaServerContext, Context>({
+    schema: buildSchema(),
+    logging: logger,
+    landingPage: false,
+    graphiql: { subscriptionsProtocol: "WS", title: "Partner Portal" },
+    plugins: [limitRequestSize(MAX_REQUEST_BYTES)],
+    context: async (initial): Promise<Context> => {
+      const request = initial.connectionParams ? null : initial.request;
+      const token = initial.connectionParams
+        ? connectionToken(initial.connectionParams)
+        : bearerToken(initial.request.headers.get("authorization"));
+      const viewer = token ? await authenticateSessionToken(services, token) : null;
+      if (token && !viewer) throw unauthenticated("The session token is invalid or the session has ended");
+      return { services, prisma: services.prisma, viewer, request };
+    },
+  });
+
+  let stopping = false;
+  const inFlight = new Set<ServerResponse>();
+  let drained: (() => void) | undefined;
+
+  const httpServer = createServer(async (req, res) => {
+    const path = (req.url ?? "/").split("?")[0];
+    if (path === "/healthz") return sendJson(res, 200, { status: "ok" });
+    if (path === "/readyz") {
+      const ready = !stopping && (await database.ping());
+      return sendJson(res, ready ? 200 : 503, { status: ready ? "ready" : stopping ? "stopping" : "database unavailable" });
+    }
+    if (path === "/") {
+      res.writeHead(302, { location: yoga.graphqlEndpoint }).end();
+      return;
+    }
+    // Streams (SSE subscriptions) run until closed; shutdown ends them instead of waiting.
+    if (!(req.headers.accept ?? "").includes("text/event-stream")) {
+      inFlight.add(res);
+      res.once("close", () => {
+        inFlight.delete(res);
+        if (inFlight.size === 0) drained?.();
+      });
+    }
+    await yoga.handle(req, res);
+  });
+  const webSockets = attachWebSockets(httpServer, yoga as never, services);
+
+  let url = "";
+  return {
+    services,
+    database,
+    get url() {
+      return url;
+    },
+    start(port = config.port, host = config.host) {
+      return new Promise((resolve, reject) => {
+        httpServer.once("error", reject);
+        httpServer.listen(port, host, () => {
+          const address = httpServer.address() as AddressInfo;
+          const shownHost = host === "0.0.0.0" || host === "::" ? "localhost" : host;
+          url = `http://${shownHost}:${address.port}${yoga.graphqlEndpoint}`;
+          resolve(url);
+        });
+      });
+    },
+    async stop() {
+      if (stopping) return;
+      stopping = true;
+      const closed = new Promise<void>((resolve) => httpServer.close(() => resolve()));
+      httpServer.closeIdleConnections();
+      if (inFlight.size > 0) {
+        const allDone = new Promise<void>((resolve) => (drained = resolve));
+        let timer: NodeJS.Timeout | undefined;
+        const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, config.shutdownTimeoutMs)));
+        await Promise.race([allDone, timeout]);
+        clearTimeout(timer);
+      }
+      await webSockets.close();
+      httpServer.closeAllConnections();
+      await closed;
+      await yoga.dispose();
+      await pubsubHandle.close();
+      await database.close();
+    },
+  };
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown) {
+  res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
+}
+
+/** Refuses request bodies over the limit (by their declared length) with 413 before parsing. */
+function limitRequestSize(maxBytes: number): Plugin {
+  return {
+    onRequest({ request, endResponse, fetchAPI }) {
+      const length = Number(request.headers.get("content-length") ?? 0);
+      if (length > maxBytes) {
+        const error = clientError("BAD_USER_INPUT", `Request body exceeds ${maxBytes} bytes`);
+        endResponse(
+          new fetchAPI.Response(JSON.stringify({ errors: [error.toJSON()] }), {
+            status: 413,
+            headers: { "content-type": "application/json" },
+          }),
+        );
+      }
+    },
+  };
+}

@@ -1,0 +1,55 @@
+import type { Services, Viewer } from "../context.js";
+
+export interface StartedSession {
+  token: string;
+  expiresAt: Date;
+}
+
+export async function startSession(
+  services: Services,
+  userId: string,
+  userAgent: string | null,
+): Promise<StartedSession> {
+  const expiresAt = new Date(services.now().getTime() + services.config.jwt.ttlSeconds * 1000);
+  const session = await services.prisma.session.create({
+    data: { userId, expiresAt, userAgent: userAgent?.slice(0, 512) ?? null },
+  });
+  const token = await services.tokens.sign({ userId, sessionId: session.id }, expiresAt);
+  return { token, expiresAt };
+}
+
+/** Ends a session on every instance: its token is refused from the next request on. */
+export async function endSession(services: Services, sessionId: string): Promise<void> {
+  await services.prisma.session.updateMany({
+    where: { id: sessionId, revokedAt: null },
+    data: { revokedAt: services.now() },
+  });
+  services.pubsub.publish("session:revoked", { sessionId });
+}
+
+/**
+ * The viewer a session token speaks for, or null when the token is forged, expired, or names a
+ * session that has ended. The stored session is read on every request so logout is immediate.
+ */
+export async function authenticateSessionToken(services: Services, token: string): Promise<Viewer | null> {
+  const claims = await services.tokens.verify(token);
+  if (!claims) return null;
+  const session = await services.prisma.session.findUnique({
+    where: { id: claims.sessionId },
+    select: {
+      revokedAt: true,
+      expiresAt: true,
+      user: { select: { id: true, username: true, role: true, partnerId: true } },
+    },
+  });
+  if (!session || session.revokedAt || session.expiresAt <= services.now()) return null;
+  if (session.user.id !== claims.userId) return null;
+  return { ...session.user, sessionId: claims.sessionId };
+}
+
+/** The token in an `Authorization: Bearer <token>` header (or graphql-ws connectionParams). */
+export function bearerToken(authorization: unknown): string | null {
+  if (typeof authorization !== "string") return null;
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization.trim());
+  return match?.[1] ?? null;
+}

@@ -1,0 +1,54 @@
+import { PrismaPg } from "@prisma/adapter-pg";
+import { PrismaClient } from "../generated/prisma/client.js";
+import { startEmbeddedPostgres, type EmbeddedPostgres } from "./embedded.js";
+import { migrateDatabase } from "./migrate.js";
+
+export type { PrismaClient } from "../generated/prisma/client.js";
+export { Prisma } from "../generated/prisma/client.js";
+
+export interface Database {
+  prisma: PrismaClient;
+  /** True when the database is the embedded PGlite one. */
+  embedded: boolean;
+  /** Answers when the database answers a query (readiness). */
+  ping(): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+export interface DatabaseOptions {
+  /** A PostgreSQL server; when absent, the embedded database under dataDir. */
+  databaseUrl: string | undefined;
+  dataDir: string;
+  poolSize?: number;
+}
+
+/** Opens PostgreSQL (a server, or the embedded one), applies migrations, and connects Prisma. */
+export async function openDatabase(options: DatabaseOptions): Promise<Database> {
+  let embedded: EmbeddedPostgres | undefined;
+  const url = options.databaseUrl ?? (embedded = await startEmbeddedPostgres(options.dataDir)).url;
+  try {
+    await migrateDatabase(url);
+  } catch (error) {
+    await embedded?.close();
+    throw error;
+  }
+  const prisma = new PrismaClient({
+    adapter: new PrismaPg({ connectionString: url, max: options.poolSize ?? 10 }),
+  });
+  return {
+    prisma,
+    embedded: embedded !== undefined,
+    async ping() {
+      try {
+        await prisma.$queryRaw`SELECT 1`;
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    async close() {
+      await prisma.$disconnect();
+      await embedded?.close();
+    },
+  };
+}

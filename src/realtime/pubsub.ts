@@ -1,0 +1,46 @@
+import { createRedisEventTarget } from "@graphql-yoga/redis-event-target";
+import type { TypedEventTarget } from "@graphql-yoga/typed-event-target";
+import { createPubSub, type PubSub } from "graphql-yoga";
+import { Redis } from "ioredis";
+
+/**
+ * Every channel the server uses, with what flows through it. Each is published to by the module
+ * named in its comment and subscribed to where that state matters.
+ */
+export type PubSubChannels = {
+  /** auth: a session ended (logout); every instance closes that session's WebSockets. */
+  "session:revoked": [payload: { sessionId: string }];
+};
+
+export type AppPubSub = PubSub<PubSubChannels>;
+
+export interface PubSubHandle {
+  pubsub: AppPubSub;
+  close(): Promise<void>;
+}
+
+/**
+ * In memory by default; over Redis when a URL is given, so events reach every instance. Channel
+ * names are prefixed so that several deployments (or test runs) can share one Redis.
+ */
+export function createAppPubSub(options: { redisUrl?: string; channelPrefix: string }): PubSubHandle {
+  if (!options.redisUrl) return { pubsub: createPubSub<PubSubChannels>(), close: async () => {} };
+
+  const publishClient = new Redis(options.redisUrl, { lazyConnect: false, maxRetriesPerRequest: 3 });
+  const subscribeClient = new Redis(options.redisUrl, { lazyConnect: false });
+  const redisTarget = createRedisEventTarget<CustomEvent>({ publishClient, subscribeClient });
+  const prefix = options.channelPrefix;
+  const eventTarget: TypedEventTarget<CustomEvent> = {
+    addEventListener: (type, listener, opts) => redisTarget.addEventListener(prefix + type, listener, opts),
+    removeEventListener: (type, listener, opts) =>
+      redisTarget.removeEventListener(prefix + type, listener, opts),
+    dispatchEvent: (event) =>
+      redisTarget.dispatchEvent(new CustomEvent(prefix + event.type, { detail: event.detail })),
+  };
+  return {
+    pubsub: createPubSub<PubSubChannels>({ eventTarget }),
+    async close() {
+      await Promise.allSettled([publishClient.quit(), subscribeClient.quit()]);
+    },
+  };
+}

@@ -1,0 +1,100 @@
+import type { Server as HttpServer } from "node:http";
+import type { ExecutionArgs } from "graphql";
+import { CloseCode } from "graphql-ws";
+import { useServer, type Extra } from "graphql-ws/use/ws";
+import type { YogaServerInstance } from "graphql-yoga";
+import { WebSocketServer, type WebSocket } from "ws";
+import { authenticateSessionToken, bearerToken } from "../auth/sessions.js";
+import type { Services, Viewer } from "../context.js";
+
+/** Close code sent to a WebSocket whose session ended (logout). */
+export const SESSION_ENDED_CLOSE_CODE = CloseCode.Unauthorized;
+
+interface EnvelopedRoot {
+  execute: (args: ExecutionArgs) => unknown;
+  subscribe: (args: ExecutionArgs) => unknown;
+}
+
+/** The session token a graphql-ws client sent: `{ authorization: "Bearer …" }` or `{ token: "…" }`. */
+export function connectionToken(params: Readonly<Record<string, unknown>> | undefined): string | null {
+  if (!params) return null;
+  if (typeof params.token === "string" && params.token.length > 0) return params.token;
+  return bearerToken(params.authorization ?? params.Authorization);
+}
+
+/**
+ * graphql-ws on the GraphQL endpoint of the HTTP server, executing through Yoga's envelop so
+ * that plugins, context and error masking are the same as over HTTP and SSE.
+ */
+export function attachWebSockets(
+  httpServer: HttpServer,
+  yoga: YogaServerInstance<Record<string, unknown>, Record<string, unknown>>,
+  services: Services,
+) {
+  const wss = new WebSocketServer({ server: httpServer, path: yoga.graphqlEndpoint, maxPayload: 1024 * 1024 });
+  const socketsBySession = new Map<string, Set<WebSocket>>();
+
+  const disposable = useServer<Record<string, unknown>, { viewer?: Viewer | null }>(
+    {
+      onConnect: async (ctx) => {
+        const token = connectionToken(ctx.connectionParams);
+        if (!token) return true;
+        const viewer = await authenticateSessionToken(services, token);
+        // A token that does not authenticate is refused rather than treated as signed out.
+        if (!viewer) return false;
+        ctx.extra.viewer = viewer;
+        const sockets = socketsBySession.get(viewer.sessionId) ?? new Set();
+        sockets.add(ctx.extra.socket);
+        socketsBySession.set(viewer.sessionId, sockets);
+        ctx.extra.socket.once("close", () => {
+          sockets.delete(ctx.extra.socket);
+          if (sockets.size === 0) socketsBySession.delete(viewer.sessionId);
+        });
+        return true;
+      },
+      onSubscribe: async (ctx, _id, payload) => {
+        const extra = ctx.extra as Extra & { viewer?: Viewer | null };
+        const enveloped = yoga.getEnveloped({
+          ...ctx,
+          req: extra.request,
+          socket: extra.socket,
+          params: payload,
+          connectionParams: ctx.connectionParams ?? {},
+          request: null,
+        });
+        const document = enveloped.parse(payload.query);
+        const errors = enveloped.validate(enveloped.schema, document);
+        if (errors.length > 0) return errors;
+        const args: ExecutionArgs = {
+          schema: enveloped.schema,
+          operationName: payload.operationName,
+          document,
+          variableValues: payload.variables,
+          contextValue: await enveloped.contextFactory(),
+          rootValue: { execute: enveloped.execute, subscribe: enveloped.subscribe } satisfies EnvelopedRoot,
+        };
+        return args;
+      },
+      execute: (args) => (args.rootValue as EnvelopedRoot).execute(args) as never,
+      subscribe: (args) => (args.rootValue as EnvelopedRoot).subscribe(args) as never,
+    },
+    wss,
+  );
+
+  const revoked = services.pubsub.subscribe("session:revoked");
+  void (async () => {
+    for await (const { sessionId } of revoked) {
+      for (const socket of socketsBySession.get(sessionId) ?? []) {
+        socket.close(SESSION_ENDED_CLOSE_CODE, "Session ended");
+      }
+    }
+  })();
+
+  return {
+    /** Closes every socket with 1001 (going away) and stops accepting new ones. */
+    async close() {
+      await revoked.return?.();
+      await disposable.dispose();
+    },
+  };
+}

@@ -1,0 +1,96 @@
+import SchemaBuilder from "@pothos/core";
+import PrismaPlugin from "@pothos/plugin-prisma";
+import RelayPlugin from "@pothos/plugin-relay";
+import ScopeAuthPlugin from "@pothos/plugin-scope-auth";
+import ValidationPlugin from "@pothos/plugin-validation";
+import { DateTimeResolver, EmailAddressResolver, JSONResolver } from "graphql-scalars";
+import type { Context, SignedInContext, Viewer } from "../context.js";
+import type PrismaTypes from "../generated/pothos-types.js";
+import { getDatamodel } from "../generated/pothos-types.js";
+import { badInput, forbidden, unauthenticated } from "./errors.js";
+
+const STAFF_ROLES = new Set(["admin", "support"]);
+const PARTNER_ROLES = new Set(["partnerAdmin", "developer"]);
+
+export const isStaff = (viewer: Viewer | null) => !!viewer && STAFF_ROLES.has(viewer.role);
+
+/** The viewer's partner when they are one of its partnerAdmins or developers, else null. */
+export const memberPartnerId = (viewer: Viewer | null) =>
+  viewer && PARTNER_ROLES.has(viewer.role) ? viewer.partnerId : null;
+
+export interface AuthScopes {
+  /** Any signed-in user. */
+  signedIn: boolean;
+  admin: boolean;
+  /** The company's staff: admin or support. */
+  staff: boolean;
+  /** A partnerAdmin or developer of the given partner. */
+  partnerMember: string;
+  /** A partnerAdmin of the given partner. */
+  partnerAdmin: string;
+  /** The given user id is the viewer. */
+  self: string;
+}
+
+export const builder = new SchemaBuilder<{
+  Context: Context;
+  PrismaTypes: PrismaTypes;
+  AuthScopes: AuthScopes;
+  AuthContexts: { signedIn: SignedInContext; admin: SignedInContext; staff: SignedInContext };
+  Scalars: {
+    DateTime: { Input: Date; Output: Date };
+    EmailAddress: { Input: string; Output: string };
+    JSON: { Input: unknown; Output: unknown };
+    ID: { Input: string; Output: string | number };
+  };
+  DefaultFieldNullability: false;
+  DefaultInputFieldRequiredness: true;
+}>({
+  plugins: [ScopeAuthPlugin, PrismaPlugin, RelayPlugin, ValidationPlugin],
+  defaultFieldNullability: false,
+  defaultInputFieldRequiredness: true,
+  prisma: {
+    client: (ctx) => ctx.prisma,
+    dmmf: getDatamodel(),
+    filterConnectionTotalCount: true,
+    onUnusedQuery: null,
+  },
+  relay: {
+    clientMutationId: "omit",
+    cursorType: "String",
+    nodeQueryOptions: { nullable: true },
+    nodesQueryOptions: { nullable: { list: false, items: true } },
+  },
+  scopeAuth: {
+    authorizeOnSubscribe: true,
+    authScopes: (ctx) => ({
+      signedIn: !!ctx.viewer,
+      admin: ctx.viewer?.role === "admin",
+      staff: isStaff(ctx.viewer),
+      partnerMember: (partnerId) => memberPartnerId(ctx.viewer) === partnerId,
+      partnerAdmin: (partnerId) => ctx.viewer?.role === "partnerAdmin" && ctx.viewer.partnerId === partnerId,
+      self: (userId) => ctx.viewer?.id === userId,
+    }),
+    unauthorizedError: (_parent, ctx) => (ctx.viewer ? forbidden() : unauthenticated()),
+  },
+  validation: {
+    validationError: (result) => {
+      const issues = result.issues.map((issue) => ({
+        path: (issue.path ?? []).map((segment) =>
+          typeof segment === "object" ? String(segment.key) : String(segment),
+        ),
+        message: issue.message,
+      }));
+      const first = issues[0];
+      const where = first && first.path.length > 0 ? `${first.path.join(".")}: ` : "";
+      return badInput(`${where}${first?.message ?? "Invalid input"}`, { issues });
+    },
+  },
+});
+
+builder.addScalarType("DateTime", DateTimeResolver);
+builder.addScalarType("EmailAddress", EmailAddressResolver);
+builder.addScalarType("JSON", JSONResolver);
+
+builder.queryType({});
+builder.mutationType({});

@@ -1,0 +1,156 @@
+import { randomBytes } from "node:crypto";
+import { generateSecret, hashSecret, type SecretEnvironment } from "./auth/api-key-secret.js";
+import { hashPassword } from "./auth/password.js";
+import type { PrismaClient } from "./db/index.js";
+import type { HttpMethod, Role } from "./generated/prisma/enums.js";
+
+export interface DemoAccount {
+  username: string;
+  email: string;
+  role: Role;
+  partner: string | null;
+}
+
+export interface DemoSeed {
+  password: string;
+  accounts: DemoAccount[];
+}
+
+export interface SeedOptions {
+  /** One password for every demo account; generated when not given. */
+  password?: string;
+  apiKeyHashSecret: Uint8Array;
+  apiKeyEnvironment: SecretEnvironment;
+  now?: Date;
+}
+
+/** A random password of 20 base64url characters (120 bits). */
+export const generatePassword = () => randomBytes(15).toString("base64url");
+
+const PARTNERS = [
+  { slug: "acme", name: "Acme Logistics", supportTier: "premium" as const },
+  { slug: "globex", name: "Globex Payments", supportTier: "standard" as const },
+];
+const ENDPOINTS: Array<[string, HttpMethod]> = [
+  ["/v1/shipments", "GET"],
+  ["/v1/shipments", "POST"],
+  ["/v1/rates", "GET"],
+  ["/v1/tracking/{id}", "GET"],
+  ["/v1/webhooks", "PUT"],
+];
+const STATUSES = [200, 200, 200, 200, 201, 204, 304, 400, 401, 404, 429, 500, 503];
+
+/** Wipes nothing: adds the demo organisations, people, keys, usage and docs. */
+export async function seedDemoData(prisma: PrismaClient, options: SeedOptions): Promise<DemoSeed> {
+  const password = options.password ?? generatePassword();
+  const passwordHash = await hashPassword(password);
+  const now = options.now ?? new Date();
+  const accounts: DemoAccount[] = [];
+
+  const person = async (username: string, role: Role, partnerId: string | null, partner: string | null) => {
+    const email = `${username}@example.com`;
+    accounts.push({ username, email, role, partner });
+    return prisma.user.create({ data: { username, email, password: passwordHash, role, partnerId } });
+  };
+
+  const admin = await person("admin", "admin", null, null);
+  const support = await person("support", "support", null, null);
+
+  await prisma.developerDoc.create({
+    data: {
+      title: "Getting started",
+      slug: "getting-started",
+      apiVersion: "v1",
+      content: "# Getting started\n\nSend your API key as `Authorization: Bearer <key>`.\n",
+      isPublished: true,
+      publishedAt: now,
+      ownerId: support.id,
+    },
+  });
+  await prisma.developerDoc.create({
+    data: {
+      title: "Rate limits (draft)",
+      slug: "rate-limits",
+      apiVersion: "v1",
+      content: "# Rate limits\n\nDraft: numbers to be confirmed.\n",
+      ownerId: admin.id,
+    },
+  });
+
+  let sequence = 0;
+  for (const spec of PARTNERS) {
+    const partner = await prisma.partnerOrganization.create({
+      data: { name: spec.name, supportTier: spec.supportTier, status: "active" },
+    });
+    const partnerAdmin = await person(`${spec.slug}-admin`, "partnerAdmin", partner.id, spec.name);
+    await person(`${spec.slug}-dev`, "developer", partner.id, spec.name);
+    await prisma.partnerOrganization.update({
+      where: { id: partner.id },
+      data: { primaryContactId: partnerAdmin.id },
+    });
+
+    for (const keyName of ["Production", "Staging"]) {
+      const { secret, tokenPrefix } = generateSecret("ppk", options.apiKeyEnvironment);
+      const key = await prisma.apiKey.create({
+        data: {
+          keyName,
+          tokenPrefix,
+          scopes: keyName === "Production" ? ["usage:read", "usage:write", "docs:read"] : ["docs:read"],
+          secretHash: hashSecret(options.apiKeyHashSecret, secret),
+          partnerId: partner.id,
+          createdById: partnerAdmin.id,
+          lastUsedAt: now,
+        },
+      });
+      await prisma.auditEvent.create({
+        data: { action: "apiKeyCreated", actorUserId: partnerAdmin.id, partnerId: partner.id, apiKeyId: key.id },
+      });
+      await prisma.usageLog.createMany({
+        data: Array.from({ length: 60 }, (_, i) => {
+          sequence += 1;
+          const [endpoint, method] = ENDPOINTS[sequence % ENDPOINTS.length]!;
+          return {
+            partnerId: partner.id,
+            apiKeyId: key.id,
+            endpoint,
+            method,
+            statusCode: STATUSES[(sequence * 7) % STATUSES.length]!,
+            requestCount: 1 + ((sequence * 13) % 40),
+            occurredAt: new Date(now.getTime() - i * 24 * 60 * 1000),
+          };
+        }),
+      });
+    }
+
+    await prisma.developerDoc.create({
+      data: {
+        title: `${spec.name} integration guide`,
+        slug: `${spec.slug}-integration`,
+        apiVersion: "v1",
+        content: `# ${spec.name} integration\n\nPartner-specific notes.\n`,
+        isPublished: true,
+        publishedAt: now,
+        ownerId: support.id,
+        partnerId: partner.id,
+      },
+    });
+  }
+  return { password, accounts };
+}
+
+/**
+ * Creates the operator's first admin when no user has that email. An existing user is left as
+ * it is: its password is never changed from here.
+ */
+export async function ensureAdmin(
+  prisma: PrismaClient,
+  admin: { email: string; username?: string; password: string },
+): Promise<"created" | "exists"> {
+  const email = admin.email.trim().toLowerCase();
+  if (await prisma.user.findUnique({ where: { email }, select: { id: true } })) return "exists";
+  const username = admin.username ?? email.split("@")[0]!.replace(/[^A-Za-z0-9_.-]/g, "-");
+  await prisma.user.create({
+    data: { username, email, role: "admin", password: await hashPassword(admin.password) },
+  });
+  return "created";
+}
