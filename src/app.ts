@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import type { AddressInfo } from "node:net";
 import { createLogger, createYoga, type Plugin } from "graphql-yoga";
 import { loadSecrets } from "./auth/secrets.js";
-import { authenticateSessionToken, bearerToken } from "./auth/sessions.js";
+import { authenticateBearer, bearerToken } from "./auth/sessions.js";
 import { createSessionTokens } from "./auth/session-token.js";
 import type { Config } from "./config.js";
 import type { Context, Services } from "./context.js";
@@ -61,9 +61,9 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       const token = initial.connectionParams
         ? connectionToken(initial.connectionParams)
         : bearerToken(initial.request.headers.get("authorization"));
-      const viewer = token ? await authenticateSessionToken(services, token) : null;
-      if (token && !viewer) throw unauthenticated("The session token is invalid or the session has ended");
-      return { services, prisma: services.prisma, viewer, request };
+      const caller = token ? await authenticateBearer(services, token) : { viewer: null, service: null };
+      if (!caller) throw unauthenticated("The token is invalid, or its session or credential has ended");
+      return { services, prisma: services.prisma, ...caller, request, authenticatedNow: new Set() };
     },
   });
 

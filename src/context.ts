@@ -25,12 +25,24 @@ export interface Viewer {
   sessionId: string;
 }
 
+/** A machine caller (the company's API gateway) authenticated by a service credential. */
+export interface ServiceCaller {
+  id: string;
+  name: string;
+}
+
 export interface Context {
   services: Services;
   prisma: PrismaClient;
   viewer: Viewer | null;
-  /** The HTTP request (for WebSockets, the upgrade request). */
+  service: ServiceCaller | null;
+  /** The HTTP request; null over WebSockets. */
   request: Request | null;
+  /**
+   * Users who proved their password in this request (signUp/login). They may read their own
+   * fields in the mutation's payload; it grants nothing else.
+   */
+  authenticatedNow: Set<string>;
 }
 
 export type SignedInContext = Context & { viewer: Viewer };

@@ -1,4 +1,5 @@
-import type { Services, Viewer } from "../context.js";
+import type { ServiceCaller, Services, Viewer } from "../context.js";
+import { hashSecret, parseSecret } from "./api-key-secret.js";
 
 export interface StartedSession {
   token: string;
@@ -52,4 +53,25 @@ export function bearerToken(authorization: unknown): string | null {
   if (typeof authorization !== "string") return null;
   const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization.trim());
   return match?.[1] ?? null;
+}
+
+/**
+ * Whoever a bearer token speaks for: a service credential (`pps_…` secrets) or a user's session
+ * (JWT). Null when the token authenticates nobody.
+ */
+export async function authenticateBearer(
+  services: Services,
+  token: string,
+): Promise<{ viewer: Viewer | null; service: ServiceCaller | null } | null> {
+  if (token.startsWith("pps_")) {
+    if (!parseSecret(token)) return null;
+    const credential = await services.prisma.serviceCredential.findUnique({
+      where: { secretHash: hashSecret(services.secrets.apiKeyHashSecret, token) },
+      select: { id: true, name: true, revokedAt: true },
+    });
+    if (!credential || credential.revokedAt) return null;
+    return { viewer: null, service: { id: credential.id, name: credential.name } };
+  }
+  const viewer = await authenticateSessionToken(services, token);
+  return viewer ? { viewer, service: null } : null;
 }

@@ -4,7 +4,7 @@ import { CloseCode } from "graphql-ws";
 import { useServer, type Extra } from "graphql-ws/use/ws";
 import type { YogaServerInstance } from "graphql-yoga";
 import { WebSocketServer, type WebSocket } from "ws";
-import { authenticateSessionToken, bearerToken } from "../auth/sessions.js";
+import { authenticateBearer, bearerToken } from "../auth/sessions.js";
 import type { Services, Viewer } from "../context.js";
 
 /** Close code sent to a WebSocket whose session ended (logout). */
@@ -39,9 +39,11 @@ export function attachWebSockets(
       onConnect: async (ctx) => {
         const token = connectionToken(ctx.connectionParams);
         if (!token) return true;
-        const viewer = await authenticateSessionToken(services, token);
+        const caller = await authenticateBearer(services, token);
         // A token that does not authenticate is refused rather than treated as signed out.
-        if (!viewer) return false;
+        if (!caller) return false;
+        const viewer = caller.viewer;
+        if (!viewer) return true;
         ctx.extra.viewer = viewer;
         const sockets = socketsBySession.get(viewer.sessionId) ?? new Set();
         sockets.add(ctx.extra.socket);

@@ -30,6 +30,8 @@ export interface AuthScopes {
   partnerAdmin: string;
   /** The given user id is the viewer. */
   self: string;
+  /** The company's API gateway: a service credential, or an admin acting for it. */
+  gateway: boolean;
 }
 
 export const builder = new SchemaBuilder<{
@@ -69,9 +71,10 @@ export const builder = new SchemaBuilder<{
       staff: isStaff(ctx.viewer),
       partnerMember: (partnerId) => memberPartnerId(ctx.viewer) === partnerId,
       partnerAdmin: (partnerId) => ctx.viewer?.role === "partnerAdmin" && ctx.viewer.partnerId === partnerId,
-      self: (userId) => ctx.viewer?.id === userId,
+      self: (userId) => ctx.viewer?.id === userId || ctx.authenticatedNow.has(userId),
+      gateway: !!ctx.service || ctx.viewer?.role === "admin",
     }),
-    unauthorizedError: (_parent, ctx) => (ctx.viewer ? forbidden() : unauthenticated()),
+    unauthorizedError: (_parent, ctx) => (ctx.viewer || ctx.service ? forbidden() : unauthenticated()),
   },
   validation: {
     validationError: (result) => {

@@ -120,6 +120,7 @@ builder.mutationFields((t) => ({
           data: { username: input.username, email: input.email, password, role: "developer" },
           select: { id: true },
         });
+        ctx.authenticatedNow.add(user.id);
         return { ...(await startSession(ctx.services, user.id, userAgent(ctx))), user };
       } catch (error) {
         if (isUniqueViolation(error)) throw takenError("username or email");
@@ -144,6 +145,7 @@ builder.mutationFields((t) => ({
         : await verifyAgainstDecoy(input.password);
       // One answer for an unknown login and a wrong password, so neither reveals which accounts exist.
       if (!user || !valid) throw unauthenticated("Invalid login or password");
+      ctx.authenticatedNow.add(user.id);
       return { ...(await startSession(ctx.services, user.id, userAgent(ctx))), user };
     },
   }),

@@ -1,0 +1,101 @@
+import { randomBytes } from "node:crypto";
+import { createClient, type Client, type ClientOptions } from "graphql-ws";
+import WebSocket from "ws";
+import { createApp, type App, type AppOptions } from "../../src/app.js";
+import { loadConfig, type Config } from "../../src/config.js";
+import { IN_MEMORY } from "../../src/db/embedded.js";
+import { createTestDatabase, TEST_REDIS_URL, type TestDatabase } from "./database.js";
+
+export interface GraphQLResponse<TData = Record<string, unknown>> {
+  data?: TData | null;
+  errors?: Array<{ message: string; path?: Array<string | number>; extensions?: Record<string, unknown> }>;
+}
+
+export interface TestServer {
+  app: App;
+  url: string;
+  config: Config;
+  /** POSTs one operation; `token` goes in `Authorization: Bearer`. */
+  gql<TData = Record<string, any>>(
+    query: string,
+    variables?: Record<string, unknown>,
+    token?: string,
+  ): Promise<GraphQLResponse<TData> & { status: number }>;
+  /** A graphql-ws client on the server's endpoint; closed by `close()`. */
+  ws(options?: Partial<ClientOptions>): Client;
+  close(): Promise<void>;
+}
+
+export interface TestServerOptions extends AppOptions {
+  /** Environment overrides (strings, as the process environment would give them). */
+  env?: Record<string, string | undefined>;
+  /** Use this database (e.g. a second instance on the same one) instead of a fresh one. */
+  database?: TestDatabase;
+  /** Always the embedded database, even when TEST_DATABASE_URL is set. */
+  embedded?: boolean;
+  /** Carry events over TEST_REDIS_URL (the caller skips when it is unset). */
+  redis?: boolean;
+}
+
+/** Secrets shared by instances that should accept each other's tokens and keys. */
+export const sharedSecrets = () => ({
+  JWT_SECRET: randomBytes(32).toString("base64url"),
+  API_KEY_HASH_SECRET: randomBytes(32).toString("base64url"),
+});
+
+/** Starts the real server in-process on a free loopback port, on a fresh database. */
+export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
+  const ownsDatabase = !options.database;
+  const database = options.database ?? (await createTestDatabase({ embedded: options.embedded }));
+  const config = loadConfig({
+    DATA_DIR: IN_MEMORY,
+    LOG_LEVEL: "silent",
+    SEED_DEMO: "false",
+    ...(database.url ? { DATABASE_URL: database.url, ...sharedSecrets() } : {}),
+    ...(options.redis && TEST_REDIS_URL
+      ? { REDIS_URL: TEST_REDIS_URL, REDIS_CHANNEL_PREFIX: `pp-test-${randomBytes(6).toString("hex")}:` }
+      : {}),
+    ...options.env,
+  });
+  const app = await createApp(config, options);
+  const url = await app.start(0, "127.0.0.1");
+  const clients: Client[] = [];
+
+  return {
+    app,
+    url,
+    config,
+    async gql(query, variables, token) {
+      const response = await fetch(url, {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          accept: "application/graphql-response+json, application/json",
+          ...(token ? { authorization: `Bearer ${token}` } : {}),
+        },
+        body: JSON.stringify({ query, variables }),
+      });
+      return { status: response.status, ...((await response.json()) as GraphQLResponse<any>) };
+    },
+    ws(clientOptions = {}) {
+      const client = createClient({
+        url: url.replace(/^http/, "ws"),
+        webSocketImpl: WebSocket,
+        retryAttempts: 0,
+        lazy: true,
+        ...clientOptions,
+      });
+      clients.push(client);
+      return client;
+    },
+    async close() {
+      await Promise.allSettled(clients.map((client) => client.dispose()));
+      await app.stop();
+      if (ownsDatabase) await database.drop();
+    },
+  };
+}
+
+/** The `extensions.code` of each error, in order. */
+export const errorCodes = (response: GraphQLResponse<unknown>) =>
+  (response.errors ?? []).map((error) => error.extensions?.code);
