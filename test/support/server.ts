@@ -1,4 +1,6 @@
 import { randomBytes } from "node:crypto";
+import type { TypedDocumentNode } from "@graphql-typed-document-node/core";
+import { print } from "graphql";
 import { createClient, type Client, type ClientOptions } from "graphql-ws";
 import WebSocket from "ws";
 import { createApp, type App, type AppOptions } from "../../src/app.js";
@@ -15,10 +17,10 @@ export interface TestServer {
   app: App;
   url: string;
   config: Config;
-  /** POSTs one operation; `token` goes in `Authorization: Bearer`. */
-  gql<TData = Record<string, any>>(
-    query: string,
-    variables?: Record<string, unknown>,
+  /** POSTs one operation (text, or a typed document from test/generated); `token` goes in `Authorization: Bearer`. */
+  gql<TData = Record<string, any>, TVariables = Record<string, unknown>>(
+    query: string | TypedDocumentNode<TData, TVariables>,
+    variables?: TVariables,
     token?: string,
   ): Promise<GraphQLResponse<TData> & { status: number }>;
   /** A graphql-ws client on the server's endpoint; closed by `close()`. */
@@ -73,7 +75,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
           accept: "application/graphql-response+json, application/json",
           ...(token ? { authorization: `Bearer ${token}` } : {}),
         },
-        body: JSON.stringify({ query, variables }),
+        body: JSON.stringify({ query: typeof query === "string" ? query : print(query), variables }),
       });
       return { status: response.status, ...((await response.json()) as GraphQLResponse<any>) };
     },
