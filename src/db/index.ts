@@ -32,8 +32,13 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     await embedded?.close();
     throw error;
   }
+  // PGlite has one session, and its socket server queues each wire message on its own, so two
+  // connections' extended-protocol steps (parse/bind/execute) can interleave and clobber each
+  // other's unnamed statement. One connection avoids that and costs nothing: PGlite runs one
+  // query at a time anyway. (Inside an interactive transaction, use its `tx`, never the client.)
+  const poolSize = options.poolSize ?? (embedded ? 1 : 10);
   const prisma = new PrismaClient({
-    adapter: new PrismaPg({ connectionString: url, max: options.poolSize ?? 10 }),
+    adapter: new PrismaPg({ connectionString: url, max: poolSize }),
   });
   return {
     prisma,

@@ -2,8 +2,10 @@ import { z } from "zod";
 import { hashPassword, verifyAgainstDecoy, verifyPassword } from "../auth/password.js";
 import { endSession, startSession } from "../auth/sessions.js";
 import type { Context } from "../context.js";
-import { builder } from "./builder.js";
-import { conflict, isUniqueViolation, unauthenticated } from "./errors.js";
+import type { Prisma } from "../generated/prisma/client.js";
+import { builder, isStaff, memberPartnerId } from "./builder.js";
+import { badInput, conflict, isUniqueViolation, notFound, unauthenticated } from "./errors.js";
+import { PartnerOrganization, partnerReadScopes } from "./partner.js";
 
 export const Role = builder.enumType("Role", {
   values: {
@@ -14,23 +16,60 @@ export const Role = builder.enumType("Role", {
   } as const,
 });
 
+// Who may read a user: staff; the user themself (and whoever just proved the user's password in
+// this request, for signUp/login payloads); and members of the same partner, which includes its
+// primary contact. Nobody else, so partner members never see staff accounts or other partners'.
+
+/** Scopes that may read the given user. */
+export const userReadScopes = (user: { id: string; partnerId: string | null }) => ({
+  staff: true,
+  self: user.id,
+  partnerMember: user.partnerId ?? "",
+});
+
+/** The users the viewer may read, as a `where`. */
+export function userVisibleTo(ctx: Context): Prisma.UserWhereInput {
+  if (isStaff(ctx.viewer)) return {};
+  const ids = [...ctx.authenticatedNow, ...(ctx.viewer ? [ctx.viewer.id] : [])];
+  const partnerId = memberPartnerId(ctx.viewer);
+  return { OR: [{ id: { in: ids } }, ...(partnerId ? [{ partnerId }] : [])] };
+}
+
 export const User = builder.prismaNode("User", {
   id: { field: "id" },
-  description: "A person who signs in: company staff, or a member of one partner organisation.",
+  description:
+    "A person who signs in: company staff, or a member of one partner organisation. Readable by staff, by the user, and by members of the same partner (so a partner's primary contact too); to anyone else it does not exist.",
+  nullable: true,
+  findUnique: (id, ctx) => ({ id, AND: [userVisibleTo(ctx)] }),
+  authScopes: (user) => userReadScopes(user),
   fields: (t) => ({
     username: t.exposeString("username"),
     email: t.exposeString("email", {
       nullable: true,
       description: "Readable by the user, the company's staff, and members of the same partner; null otherwise.",
-      authScopes: (user) => ({ self: user.id, staff: true, partnerMember: user.partnerId ?? "" }),
+      authScopes: (user) => userReadScopes(user),
       unauthorizedResolver: () => null,
     }),
     role: t.expose("role", { type: Role }),
-    partner: t.relation("partner", { nullable: true }),
+    partner: t.relation("partner", {
+      nullable: true,
+      description: "The partner the user belongs to; null when none, or when the viewer may not read it.",
+      authScopes: (user) => (user.partnerId ? partnerReadScopes(user.partnerId) : true),
+      unauthorizedResolver: () => null,
+    }),
     createdAt: t.expose("createdAt", { type: "DateTime" }),
     updatedAt: t.expose("updatedAt", { type: "DateTime" }),
   }),
 });
+
+builder.prismaObjectField(PartnerOrganization, "members", (t) =>
+  t.relatedConnection("members", {
+    cursor: "id",
+    description: "The partner's people, ordered by username.",
+    totalCount: true,
+    query: (_args, ctx) => ({ where: userVisibleTo(ctx), orderBy: [{ username: "asc" }, { id: "asc" }] }),
+  }),
+);
 
 interface AuthPayloadShape {
   token: string;
@@ -162,3 +201,77 @@ builder.mutationFields((t) => ({
 function takenError(field: string) {
   return conflict(`That ${field} is already registered`, { field });
 }
+
+// Role and partner invariants, kept by setUserRole and setUserPartner:
+// - admin and support are the company's staff and belong to no partner;
+// - a partnerAdmin always belongs to a partner;
+// - a developer may have none (a signed-up account not yet placed in a partner);
+// - there is always at least one admin.
+const STAFF_ROLES = new Set(["admin", "support"]);
+
+const roleInvariant = (role: string, partnerId: string | null, field: "role" | "partnerId") => {
+  if (STAFF_ROLES.has(role) && partnerId) {
+    return badInput(`${field}: admin and support users cannot belong to a partner`, {
+      issues: [{ path: [field], message: "Staff cannot belong to a partner" }],
+    });
+  }
+  if (role === "partnerAdmin" && !partnerId) {
+    return badInput(`${field}: a partnerAdmin must belong to a partner`, {
+      issues: [{ path: [field], message: "A partnerAdmin needs a partner" }],
+    });
+  }
+  return null;
+};
+
+builder.mutationFields((t) => ({
+  setUserRole: t.withAuth({ admin: true }).prismaField({
+    type: "User",
+    description:
+      "Admin only. Staff roles need a user without a partner, partnerAdmin one with a partner (BAD_USER_INPUT otherwise); demoting the last admin is a CONFLICT.",
+    args: { userId: t.arg.globalID({ for: User }), role: t.arg({ type: Role }) },
+    resolve: (query, _root, { userId, role }, ctx) =>
+      ctx.prisma.$transaction(async (tx) => {
+        // Locking every admin row serialises concurrent demotions, so two admins demoting each
+        // other at once cannot leave none.
+        await tx.$queryRaw`SELECT id FROM "User" WHERE role = 'admin' OR id = ${userId.id} FOR UPDATE`;
+        const user = await tx.user.findUnique({ where: { id: userId.id }, select: { role: true, partnerId: true } });
+        if (!user) throw notFound("No such user");
+        const invalid = roleInvariant(role, user.partnerId, "role");
+        if (invalid) throw invalid;
+        if (user.role === "admin" && role !== "admin" && (await tx.user.count({ where: { role: "admin" } })) <= 1) {
+          throw conflict("The last admin cannot be demoted", { field: "role" });
+        }
+        return tx.user.update({ ...query, where: { id: userId.id }, data: { role } });
+      }),
+  }),
+
+  setUserPartner: t.withAuth({ admin: true }).prismaField({
+    type: "User",
+    description:
+      "Admin only. Moves a user into a partner, or out of any (partnerId null). Staff cannot join a partner and a partnerAdmin cannot leave one (BAD_USER_INPUT); leaving a partner also stops being its primary contact.",
+    args: {
+      userId: t.arg.globalID({ for: User }),
+      partnerId: t.arg.globalID({ for: PartnerOrganization, required: false }),
+    },
+    resolve: (query, _root, args, ctx) => {
+      const partnerId = args.partnerId?.id ?? null;
+      return ctx.prisma.$transaction(async (tx) => {
+        const [user] = await tx.$queryRaw<Array<{ role: string; partnerId: string | null }>>`
+          SELECT role::text AS role, "partnerId" FROM "User" WHERE id = ${args.userId.id} FOR UPDATE`;
+        if (!user) throw notFound("No such user");
+        if (partnerId && !(await tx.partnerOrganization.findUnique({ where: { id: partnerId }, select: { id: true } }))) {
+          throw badInput("partnerId: no such partner", { issues: [{ path: ["partnerId"], message: "No such partner" }] });
+        }
+        const invalid = roleInvariant(user.role, partnerId, "partnerId");
+        if (invalid) throw invalid;
+        if (user.partnerId && user.partnerId !== partnerId) {
+          await tx.partnerOrganization.updateMany({
+            where: { id: user.partnerId, primaryContactId: args.userId.id },
+            data: { primaryContactId: null },
+          });
+        }
+        return tx.user.update({ ...query, where: { id: args.userId.id }, data: { partnerId } });
+      });
+    },
+  }),
+}));
