@@ -1,0 +1,314 @@
+import { timingSafeEqual } from "node:crypto";
+import type { PrismaClient } from "../db/index.js";
+import type { PartnerStatus } from "../generated/prisma/enums.js";
+import type { AppPubSub } from "../realtime/pubsub.js";
+import { hashSecret, parseSecret, type SecretEnvironment } from "./api-key-secret.js";
+
+export const VERIFICATION_CODES = [
+  "VALID",
+  "NOT_FOUND",
+  "MALFORMED",
+  "REVOKED",
+  "EXPIRED",
+  "PARTNER_SUSPENDED",
+  "INSUFFICIENT_SCOPE",
+] as const;
+export type VerificationCode = (typeof VERIFICATION_CODES)[number];
+
+/** What a verification answers. Ids are the database ids (not Relay global ids). */
+export interface Verification {
+  valid: boolean;
+  code: VerificationCode;
+  apiKeyId: string | null;
+  partnerId: string | null;
+  /** The key's scopes (stored strings such as `usage:read`); empty when no key matched. */
+  scopes: string[];
+  /** When the presented secret stops working: the key's expiry, or a rotated-out secret's grace end. */
+  expiresAt: Date | null;
+}
+
+export interface VerifyOptions {
+  /** The time to judge expiry against; defaults to the verifier's clock. */
+  now?: Date;
+  /** Scopes the caller needs; a key lacking one answers INSUFFICIENT_SCOPE. */
+  requiredScopes?: readonly string[];
+  /** Record the use in `lastUsedAt` (throttled). Default true. */
+  touch?: boolean;
+}
+
+export interface ApiKeyVerifier {
+  /** Verifies a presented secret. A cached key costs no database round trip. */
+  verify(secret: string, options?: VerifyOptions): Promise<Verification>;
+  /** Drops a key from every instance's cache (after rotate or revoke has committed). */
+  invalidateKey(apiKeyId: string): Promise<void>;
+  /** Drops a partner's keys from every instance's cache (after its status changed). */
+  invalidatePartner(partnerId: string): Promise<void>;
+  /** Resolves when an invalidation naming this key or partner has been applied on this instance. */
+  waitForInvalidation(match: { apiKeyId?: string; partnerId?: string }): Promise<void>;
+  /** Resolves when the pending `lastUsedAt` writes have finished. */
+  idle(): Promise<void>;
+  /** Counters since start (for tests and metrics): cache hits and database reads. */
+  readonly stats: { readonly cacheHits: number; readonly databaseReads: number; readonly entries: number };
+  close(): Promise<void>;
+}
+
+export interface ApiKeyVerifierOptions {
+  prisma: PrismaClient;
+  pubsub: AppPubSub;
+  hashKey: Uint8Array;
+  environment: SecretEnvironment;
+  now: () => Date;
+  maxEntries?: number;
+}
+
+interface CachedKey {
+  found: true;
+  secretHash: string;
+  apiKeyId: string;
+  partnerId: string;
+  partnerStatus: PartnerStatus;
+  scopes: string[];
+  expiresAt: Date | null;
+  revoked: boolean;
+  /** Set when the hash is a rotated-out secret: when it stops working. */
+  previousSecretExpiresAt: Date | null;
+  cachedAt: number;
+}
+
+interface CachedMiss {
+  found: false;
+  secretHash: string;
+  cachedAt: number;
+}
+
+type CacheEntry = CachedKey | CachedMiss;
+
+/**
+ * How long an entry may live without an invalidation. Rotate, revoke and suspension invalidate
+ * at once; this only bounds staleness if a pub/sub message was lost (a Redis reconnect).
+ */
+const POSITIVE_TTL_MS = 5 * 60_000;
+/** Unknown secrets are remembered briefly, so a retry storm with one bad key stays off the database. */
+const NEGATIVE_TTL_MS = 10_000;
+/** `lastUsedAt` is written at most this often per key, so a busy key is not a write per request. */
+export const LAST_USED_THROTTLE_MS = 60_000;
+const DEFAULT_MAX_ENTRIES = 10_000;
+
+const monotonicMs = () => performance.now();
+
+export function createApiKeyVerifier(options: ApiKeyVerifierOptions): ApiKeyVerifier {
+  const { prisma, pubsub } = options;
+  const maxEntries = options.maxEntries ?? DEFAULT_MAX_ENTRIES;
+  const cache = new Map<string, CacheEntry>();
+  const loading = new Map<string, Promise<CacheEntry>>();
+  // Bumped by every invalidation; a database read that started before one is not cached.
+  let epoch = 0;
+  let cacheHits = 0;
+  let databaseReads = 0;
+  const lastTouched = new Map<string, number>();
+  const pendingWrites = new Set<Promise<unknown>>();
+  const waiters = new Set<{ apiKeyId?: string; partnerId?: string; resolve: () => void }>();
+
+  function remember(entry: CacheEntry) {
+    cache.delete(entry.secretHash);
+    cache.set(entry.secretHash, entry);
+    // Map keeps insertion order, so the first key is the least recently used.
+    while (cache.size > maxEntries) {
+      const oldest = cache.keys().next().value;
+      if (oldest === undefined) break;
+      cache.delete(oldest);
+    }
+  }
+
+  function cached(hash: string): CacheEntry | undefined {
+    const entry = cache.get(hash);
+    if (!entry) return undefined;
+    const ttl = entry.found ? POSITIVE_TTL_MS : NEGATIVE_TTL_MS;
+    if (monotonicMs() - entry.cachedAt > ttl) {
+      cache.delete(hash);
+      return undefined;
+    }
+    cache.delete(hash);
+    cache.set(hash, entry);
+    return entry;
+  }
+
+  async function load(hash: string): Promise<CacheEntry> {
+    const startedAt = epoch;
+    databaseReads++;
+    const key = await prisma.apiKey.findFirst({
+      where: { OR: [{ secretHash: hash }, { previousSecretHash: hash }] },
+      select: {
+        id: true,
+        partnerId: true,
+        scopes: true,
+        isActive: true,
+        expiresAt: true,
+        revokedAt: true,
+        secretHash: true,
+        previousSecretExpiresAt: true,
+        partner: { select: { status: true } },
+      },
+    });
+    const entry: CacheEntry = key
+      ? {
+          found: true,
+          secretHash: hash,
+          apiKeyId: key.id,
+          partnerId: key.partnerId,
+          partnerStatus: key.partner.status,
+          scopes: key.scopes,
+          expiresAt: key.expiresAt,
+          revoked: !key.isActive || key.revokedAt !== null,
+          previousSecretExpiresAt: sameHash(key.secretHash, hash) ? null : (key.previousSecretExpiresAt ?? new Date(0)),
+          cachedAt: monotonicMs(),
+        }
+      : { found: false, secretHash: hash, cachedAt: monotonicMs() };
+    if (epoch === startedAt) remember(entry);
+    return entry;
+  }
+
+  function lookup(hash: string): Promise<CacheEntry> {
+    const hit = cached(hash);
+    if (hit) {
+      cacheHits++;
+      return Promise.resolve(hit);
+    }
+    let pending = loading.get(hash);
+    if (!pending) {
+      const started: Promise<CacheEntry> = load(hash).finally(() => {
+        if (loading.get(hash) === started) loading.delete(hash);
+      });
+      loading.set(hash, started);
+      pending = started;
+    }
+    return pending;
+  }
+
+  function touch(apiKeyId: string, now: Date) {
+    const last = lastTouched.get(apiKeyId);
+    if (last !== undefined && now.getTime() - last < LAST_USED_THROTTLE_MS) return;
+    lastTouched.delete(apiKeyId);
+    lastTouched.set(apiKeyId, now.getTime());
+    if (lastTouched.size > maxEntries) {
+      const oldest = lastTouched.keys().next().value;
+      if (oldest !== undefined) lastTouched.delete(oldest);
+    }
+    // The condition also throttles across instances: only one of them writes per interval.
+    const write = prisma.apiKey
+      .updateMany({
+        where: {
+          id: apiKeyId,
+          OR: [{ lastUsedAt: null }, { lastUsedAt: { lte: new Date(now.getTime() - LAST_USED_THROTTLE_MS) } }],
+        },
+        data: { lastUsedAt: now },
+      })
+      .catch(() => {
+        // Losing one lastUsedAt write is harmless; the next use past the interval retries.
+        lastTouched.delete(apiKeyId);
+      });
+    pendingWrites.add(write);
+    void write.finally(() => pendingWrites.delete(write));
+  }
+
+  function apply(event: { apiKeyId: string | null; partnerId: string | null }) {
+    epoch++;
+    // Reads already under way may predate the change; later callers start their own.
+    loading.clear();
+    for (const [hash, entry] of cache) {
+      if (!entry.found) continue;
+      if (entry.apiKeyId === event.apiKeyId || entry.partnerId === event.partnerId) cache.delete(hash);
+    }
+    for (const waiter of waiters) {
+      if (
+        (waiter.apiKeyId !== undefined && waiter.apiKeyId === event.apiKeyId) ||
+        (waiter.partnerId !== undefined && waiter.partnerId === event.partnerId)
+      ) {
+        waiters.delete(waiter);
+        waiter.resolve();
+      }
+    }
+  }
+
+  async function invalidate(event: { apiKeyId: string | null; partnerId: string | null }) {
+    // Applied here at once, so this instance's next verification already sees the change; the
+    // message reaches the other instances (and echoes back here, harmlessly).
+    apply(event);
+    pubsub.publish("apiKey:invalidated", event);
+  }
+
+  const subscription = pubsub.subscribe("apiKey:invalidated");
+  const listening = (async () => {
+    for await (const event of subscription) apply(event);
+  })();
+
+  return {
+    async verify(secret, verifyOptions = {}) {
+      const now = verifyOptions.now ?? options.now();
+      const parsed = parseSecret(secret);
+      if (!parsed || parsed.kind !== "ppk") return miss("MALFORMED");
+      // A key minted for the other environment cannot be stored here.
+      if (parsed.environment !== options.environment) return miss("NOT_FOUND");
+      const hash = hashSecret(options.hashKey, secret);
+      const entry = await lookup(hash);
+      if (!entry.found || !sameHash(entry.secretHash, hash)) return miss("NOT_FOUND");
+
+      const secretExpiresAt = earliest(entry.expiresAt, entry.previousSecretExpiresAt);
+      const answer = (code: VerificationCode): Verification => ({
+        valid: code === "VALID",
+        code,
+        apiKeyId: entry.apiKeyId,
+        partnerId: entry.partnerId,
+        scopes: entry.scopes,
+        expiresAt: secretExpiresAt,
+      });
+      if (entry.revoked) return answer("REVOKED");
+      if (secretExpiresAt && secretExpiresAt.getTime() <= now.getTime()) return answer("EXPIRED");
+      if (entry.partnerStatus !== "active") return answer("PARTNER_SUSPENDED");
+      if (verifyOptions.requiredScopes?.some((scope) => !entry.scopes.includes(scope))) {
+        return answer("INSUFFICIENT_SCOPE");
+      }
+      if (verifyOptions.touch !== false) touch(entry.apiKeyId, now);
+      return answer("VALID");
+    },
+
+    invalidateKey: (apiKeyId) => invalidate({ apiKeyId, partnerId: null }),
+    invalidatePartner: (partnerId) => invalidate({ apiKeyId: null, partnerId }),
+
+    waitForInvalidation(match) {
+      return new Promise<void>((resolve) => waiters.add({ ...match, resolve }));
+    },
+
+    async idle() {
+      while (pendingWrites.size > 0) await Promise.allSettled([...pendingWrites]);
+    },
+
+    get stats() {
+      return { cacheHits, databaseReads, entries: cache.size };
+    },
+
+    async close() {
+      await subscription.return?.();
+      await listening.catch(() => {});
+      while (pendingWrites.size > 0) await Promise.allSettled([...pendingWrites]);
+      cache.clear();
+    },
+  };
+}
+
+function miss(code: "MALFORMED" | "NOT_FOUND"): Verification {
+  return { valid: false, code, apiKeyId: null, partnerId: null, scopes: [], expiresAt: null };
+}
+
+/** Constant-time comparison of two stored-format hashes. */
+function sameHash(a: string, b: string): boolean {
+  const left = Buffer.from(a);
+  const right = Buffer.from(b);
+  return left.length === right.length && timingSafeEqual(left, right);
+}
+
+function earliest(a: Date | null, b: Date | null): Date | null {
+  if (!a) return b;
+  if (!b) return a;
+  return a.getTime() <= b.getTime() ? a : b;
+}

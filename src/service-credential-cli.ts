@@ -1,0 +1,87 @@
+import { loadSecrets } from "./auth/secrets.js";
+import { loadConfig } from "./config.js";
+import { openDatabase } from "./db/index.js";
+import {
+  issueServiceCredential,
+  revokeServiceCredentialById,
+  serviceCredentialName,
+  ServiceCredentialNameTaken,
+} from "./schema/service-credential.js";
+
+const USAGE = `Usage:
+  npm run service-credential -- create <name>   prints the new credential's secret (shown once)
+  npm run service-credential -- revoke <name>   the credential is refused from the next request on
+  npm run service-credential -- list
+
+Uses the same DATABASE_URL / DATA_DIR and API_KEY_HASH_SECRET as the server. With the embedded
+database, stop the server first: one process owns its data folder.`;
+
+/**
+ * `npm run service-credential`: manages the API gateway's credentials from the command line, so
+ * the first one can exist before any admin has signed in. Admins can also use the GraphQL
+ * mutations createServiceCredential / revokeServiceCredential.
+ */
+async function main(): Promise<number> {
+  const [command, rawName] = process.argv.slice(2);
+  if (!command || !["create", "revoke", "list"].includes(command) || (command !== "list" && !rawName)) {
+    console.error(USAGE);
+    return 2;
+  }
+  const config = loadConfig();
+  const secrets = await loadSecrets(config);
+  const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: 2 });
+  try {
+    const { prisma } = database;
+    if (command === "list") {
+      const credentials = await prisma.serviceCredential.findMany({ orderBy: { createdAt: "asc" } });
+      for (const c of credentials) {
+        const state = c.revokedAt ? `revoked ${c.revokedAt.toISOString()}` : "active";
+        console.log(`${c.name}\t${c.tokenPrefix}…\t${state}\tcreated ${c.createdAt.toISOString()}`);
+      }
+      return 0;
+    }
+    const parsed = serviceCredentialName.safeParse(rawName);
+    if (!parsed.success) {
+      console.error(parsed.error.issues[0]?.message ?? "Invalid name");
+      return 2;
+    }
+    const name = parsed.data;
+    if (command === "create") {
+      try {
+        const { secret } = await issueServiceCredential(prisma, {
+          hashKey: secrets.apiKeyHashSecret,
+          environment: config.apiKeys.environment,
+          name,
+          actorUserId: null,
+        });
+        console.error(`Created service credential "${name}". Its secret follows; it is not stored and will not be shown again.`);
+        console.log(secret);
+        return 0;
+      } catch (error) {
+        if (error instanceof ServiceCredentialNameTaken) {
+          console.error(error.message);
+          return 1;
+        }
+        throw error;
+      }
+    }
+    const credential = await prisma.serviceCredential.findUnique({ where: { name }, select: { id: true } });
+    if (!credential) {
+      console.error(`No service credential named "${name}"`);
+      return 1;
+    }
+    const revoked = await revokeServiceCredentialById(prisma, { id: credential.id, now: new Date(), actorUserId: null });
+    console.error(revoked ? `Revoked "${name}".` : `"${name}" was already revoked.`);
+    return 0;
+  } finally {
+    await database.close();
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    console.error(error);
+    process.exit(1);
+  },
+);
