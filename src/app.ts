@@ -1,16 +1,36 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { createLogger, createYoga, type Plugin } from "graphql-yoga";
+import { GraphQLError } from "graphql";
+import { PothosValidationError } from "@pothos/core";
+import { renderGraphiQL } from "@graphql-yoga/render-graphiql";
+import { createLogger, createYoga, maskError, type Plugin } from "graphql-yoga";
+import { createApiKeyVerifier } from "./auth/api-key-verifier.js";
 import { loadSecrets } from "./auth/secrets.js";
 import { authenticateBearer, bearerToken } from "./auth/sessions.js";
 import { createSessionTokens } from "./auth/session-token.js";
 import type { Config } from "./config.js";
 import type { Context, Services } from "./context.js";
 import { openDatabase, type Database } from "./db/index.js";
+import { createLiveQueries } from "./realtime/live-queries.js";
 import { createAppPubSub } from "./realtime/pubsub.js";
+import { createSessionStreams } from "./realtime/session-streams.js";
 import { attachWebSockets, connectionToken } from "./realtime/websocket.js";
 import { buildSchema } from "./schema/index.js";
 import { clientError, unauthenticated } from "./schema/errors.js";
+
+const GRAPHIQL_DEFAULT_QUERY = `# Sign in, then put the token in the Headers tab:
+#   { "Authorization": "Bearer <token>" }
+mutation Login {
+  login(input: { login: "admin", password: "the demo password printed at start" }) {
+    token
+    user { username role }
+  }
+}
+
+query Me {
+  viewer { username email role partner { name } }
+}
+`;
 
 /** Requests larger than this are refused before they are parsed. */
 export const MAX_REQUEST_BYTES = 1024 * 1024;
@@ -41,21 +61,49 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   const secrets = await loadSecrets(config);
   const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
   const pubsubHandle = createAppPubSub({ redisUrl: config.redisUrl, channelPrefix: config.redisChannelPrefix });
+  const now = options.now ?? (() => new Date());
   const services: Services = {
     config,
     prisma: database.prisma,
     pubsub: pubsubHandle.pubsub,
     secrets,
     tokens: createSessionTokens({ secret: secrets.jwtSecret, issuer: config.jwt.issuer, audience: config.jwt.audience }),
-    now: options.now ?? (() => new Date()),
+    now,
+    apiKeyVerifier: createApiKeyVerifier({
+      prisma: database.prisma,
+      pubsub: pubsubHandle.pubsub,
+      hashKey: secrets.apiKeyHashSecret,
+      environment: config.apiKeys.environment,
+      now,
+    }),
   };
 
+  const liveQueries = createLiveQueries(services.pubsub);
+  const sessionStreams = createSessionStreams(services.pubsub);
   const yoga = createYoga<YogaServerContext, Context>({
     schema: buildSchema(),
     logging: logger,
     landingPage: false,
-    graphiql: { subscriptionsProtocol: "WS", title: "Partner Portal" },
-    plugins: [limitRequestSize(MAX_REQUEST_BYTES)],
+    graphiql: { subscriptionsProtocol: "WS", title: "Partner Portal", defaultQuery: GRAPHIQL_DEFAULT_QUERY },
+    // GraphiQL's assets are served from the package, so it works without reaching a CDN.
+    renderGraphiQL,
+    // Session streams wrap what the live-query store returns, so logout also ends `@live` streams.
+    plugins: [limitRequestSize(MAX_REQUEST_BYTES), codeVariableErrors(), liveQueries.plugin, sessionStreams.plugin],
+    maskedErrors: {
+      // Pothos's own argument checks (malformed global ids, ids of the wrong type, bad paging
+      // arguments) are the client's mistake: say so. Everything else unexpected stays masked.
+      maskError: (error, message, isDev) => {
+        const original = error instanceof GraphQLError ? error.originalError : error;
+        if (error instanceof GraphQLError && original instanceof PothosValidationError) {
+          return new GraphQLError(original.message, {
+            nodes: error.nodes,
+            path: error.path,
+            extensions: { code: "BAD_USER_INPUT" },
+          });
+        }
+        return maskError(error, message, isDev);
+      },
+    },
     context: async (initial): Promise<Context> => {
       const request = initial.connectionParams ? null : initial.request;
       const token = initial.connectionParams
@@ -128,6 +176,8 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       httpServer.closeAllConnections();
       await closed;
       await yoga.dispose();
+      await Promise.all([liveQueries.close(), sessionStreams.close()]);
+      await services.apiKeyVerifier.close();
       await pubsubHandle.close();
       await database.close();
     },
@@ -136,6 +186,35 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
 
 function sendJson(res: ServerResponse, status: number, body: unknown) {
   res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
+}
+
+/**
+ * Variable values that do not coerce (an unknown enum value such as an undeclared API-key scope, a
+ * string for an Int, a missing required variable) are the client's input error: BAD_USER_INPUT.
+ */
+function codeVariableErrors(): Plugin {
+  return {
+    onExecute: () => ({
+      onExecuteDone: ({ result, setResult }) => {
+        if (Symbol.asyncIterator in result || !result.errors || result.data != null) return;
+        const isVariableError = (error: GraphQLError) =>
+          !error.path && !error.extensions?.code && error.message.startsWith('Variable "$');
+        if (!result.errors.some(isVariableError)) return;
+        setResult({
+          ...result,
+          errors: result.errors.map((error) =>
+            isVariableError(error)
+              ? new GraphQLError(error.message, {
+                  nodes: error.nodes,
+                  originalError: error.originalError,
+                  extensions: { ...error.extensions, code: "BAD_USER_INPUT" },
+                })
+              : error,
+          ),
+        });
+      },
+    }),
+  };
 }
 
 /** Refuses request bodies over the limit (by their declared length) with 413 before parsing. */

@@ -4,6 +4,7 @@ import type { Role } from "./generated/prisma/enums.js";
 import type { ServerSecrets } from "./auth/secrets.js";
 import type { SessionTokens } from "./auth/session-token.js";
 import type { AppPubSub } from "./realtime/pubsub.js";
+import type { ApiKeyVerifier } from "./auth/api-key-verifier.js";
 
 /** Everything one server instance shares between requests. */
 export interface Services {
@@ -14,6 +15,8 @@ export interface Services {
   tokens: SessionTokens;
   /** The time, injectable so tests can move it without sleeping. */
   now: () => Date;
+  /** Verifies API-key secrets through a cache invalidated over the pub/sub. */
+  apiKeyVerifier: ApiKeyVerifier;
 }
 
 /** A signed-in user, as their session token and the stored session say. */

@@ -2,8 +2,9 @@
 import { getNamedType, isObjectType } from "graphql";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildSchema } from "../src/schema/index.js";
-import { ACTORS, createWorld, defaultAllowed, type MatrixRow, type World } from "./support/matrix.js";
-import { errorCodes, startTestServer, type TestServer } from "./support/server.js";
+import { ACTORS, createWorld, defaultAllowed, type MatrixOperation, type MatrixRow, type World } from "./support/matrix.js";
+import { errorCodes, startTestServer, type GraphQLResponse, type TestServer } from "./support/server.js";
+import { sseStream, triggerUntilReceived } from "./support/streams.js";
 
 // Each domain keeps its rows beside the others in test/matrix/*.ts (export default MatrixRow[]).
 const modules = import.meta.glob<{ default: MatrixRow[] }>("./matrix/*.ts", { eager: true });
@@ -36,7 +37,9 @@ describe.each(rows.map((row) => [`${row.field}: ${row.case}`, row] as const))("%
     async (actor, expected) => {
       const operation = await row.operation(world, actor);
       const token = "token" in operation ? operation.token : world.token(actor);
-      const response = await server.gql(operation.query, operation.variables, token);
+      const response = operation.query.trimStart().startsWith("subscription")
+        ? await firstStreamed(server, operation, token)
+        : await server.gql(operation.query, operation.variables, token);
       const allowed = (row.allowed ?? defaultAllowed)(response, world, actor);
       expect(allowed, JSON.stringify(response)).toBe(expected);
       if (!expected) {
@@ -48,3 +51,14 @@ describe.each(rows.map((row) => [`${row.field}: ${row.case}`, row] as const))("%
     },
   );
 });
+
+/** A subscription's first streamed result over SSE: its denial, or the first event a trigger caused. */
+async function firstStreamed(server: TestServer, operation: MatrixOperation, token: string | undefined) {
+  const stream = sseStream(server.url, operation.query, operation.variables, token);
+  try {
+    const first = await triggerUntilReceived(stream, operation.trigger ?? (async () => {}), 50);
+    return first ?? ({ data: null } satisfies GraphQLResponse);
+  } finally {
+    stream.close();
+  }
+}

@@ -2,6 +2,7 @@ import { createRedisEventTarget } from "@graphql-yoga/redis-event-target";
 import type { TypedEventTarget } from "@graphql-yoga/typed-event-target";
 import { createPubSub, type PubSub } from "graphql-yoga";
 import { Redis } from "ioredis";
+import type { HttpMethod } from "../generated/prisma/enums.js";
 
 /**
  * Every channel the server uses, with what flows through it. Each is published to by the module
@@ -10,7 +11,35 @@ import { Redis } from "ioredis";
 export type PubSubChannels = {
   /** auth: a session ended (logout); every instance closes that session's WebSockets. */
   "session:revoked": [payload: { sessionId: string }];
+  /**
+   * auth/api-key-verifier: a key was rotated or revoked (apiKeyId), or a partner's status changed
+   * (partnerId); every instance drops those keys from its verification cache.
+   */
+  "apiKey:invalidated": [payload: { apiKeyId: string | null; partnerId: string | null }];
+  /** usage/ingest (recordUsage): a batch's accepted events, after commit; usageLogCreated streams them. */
+  "usage:created": [payload: UsageCreatedPayload];
+  /** realtime/live-queries (invalidateLive): resource identifiers whose `@live` queries re-run. */
+  "live:invalidate": [payload: { keys: string[] }];
 };
+
+/** A stored UsageLog row as it travels between instances (JSON, so dates are ISO strings). */
+export interface UsageLogMessage {
+  id: string;
+  partnerId: string;
+  apiKeyId: string;
+  endpoint: string;
+  method: HttpMethod;
+  statusCode: number;
+  requestCount: number;
+  occurredAt: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** One message per ingested batch (not per event or partner), so a flood stays a few messages. */
+export interface UsageCreatedPayload {
+  logs: UsageLogMessage[];
+}
 
 export type AppPubSub = PubSub<PubSubChannels>;
 

@@ -28,6 +28,11 @@ export interface AuthScopes {
   partnerMember: string;
   /** A partnerAdmin of the given partner. */
   partnerAdmin: string;
+  /**
+   * A partnerAdmin of the given partner while that partner is active: the scope for every write a
+   * partner's member may make (a suspended partner's members keep read access only).
+   */
+  activePartnerAdmin: string;
   /** The given user id is the viewer. */
   self: string;
   /** The company's API gateway: a service credential, or an admin acting for it. */
@@ -71,6 +76,10 @@ export const builder = new SchemaBuilder<{
       staff: isStaff(ctx.viewer),
       partnerMember: (partnerId) => memberPartnerId(ctx.viewer) === partnerId,
       partnerAdmin: (partnerId) => ctx.viewer?.role === "partnerAdmin" && ctx.viewer.partnerId === partnerId,
+      activePartnerAdmin: async (partnerId) =>
+        ctx.viewer?.role === "partnerAdmin" &&
+        ctx.viewer.partnerId === partnerId &&
+        (await ctx.prisma.partnerOrganization.count({ where: { id: partnerId, status: "active" } })) === 1,
       self: (userId) => ctx.viewer?.id === userId || ctx.authenticatedNow.has(userId),
       gateway: !!ctx.service || ctx.viewer?.role === "admin",
     }),
@@ -97,3 +106,4 @@ builder.addScalarType("JSON", JSONResolver);
 
 builder.queryType({});
 builder.mutationType({});
+builder.subscriptionType({});

@@ -1,9 +1,13 @@
-import { lexicographicSortSchema } from "graphql";
+import { lexicographicSortSchema, specifiedDirectives } from "graphql";
+import { GraphQLLiveDirective } from "../realtime/live-queries.js";
 import { builder } from "./builder.js";
 import "./partner.js";
 import "./user.js";
+import "./api-key.js";
+import "./developer-doc.js";
+import "./usage-log.js";
 
 /** The whole API. Each module registers its types and fields when imported above. */
 export function buildSchema() {
-  return lexicographicSortSchema(builder.toSchema());
+  return lexicographicSortSchema(builder.toSchema({ directives: [...specifiedDirectives, GraphQLLiveDirective] }));
 }

@@ -43,6 +43,11 @@ export interface MatrixOperation {
   variables?: Record<string, unknown>;
   /** Send this token instead of the actor's usual one (e.g. a fresh session that logout may end). */
   token?: string;
+  /**
+   * Subscriptions only: the harness subscribes over SSE and judges the first result it streams
+   * (a denial answers at once); this is called until an allowed subscriber receives an event.
+   */
+  trigger?: () => Promise<unknown>;
 }
 
 export interface MatrixRow {
@@ -126,3 +131,13 @@ export function defaultAllowed(response: GraphQLResponse): boolean {
 
 export const staff: readonly Actor[] = ["admin", "support"];
 export const partnerAMembers: readonly Actor[] = ["partnerAdminA", "developerA"];
+
+/** Whether a response holds the given (global) id anywhere in its data, and no errors. */
+export function showsId(response: GraphQLResponse, id: string): boolean {
+  return !response.errors?.length && JSON.stringify(response.data ?? null).includes(JSON.stringify(id));
+}
+
+/** A denied read answers as if the record did not exist: no error, just null or an omission. */
+export function deniedSilently(response: GraphQLResponse): void {
+  if (response.errors?.length) throw new Error(`a denied read answered errors: ${JSON.stringify(response.errors)}`);
+}

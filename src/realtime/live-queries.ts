@@ -1,0 +1,58 @@
+import { GraphQLLiveDirective, useLiveQuery, type UseLiveQueryOptions } from "@envelop/live-query";
+import { InMemoryLiveQueryStore } from "@n1ru4l/in-memory-live-query-store";
+import { encodeGlobalID } from "@pothos/plugin-relay";
+import type { Plugin } from "graphql-yoga";
+import type { Services } from "../context.js";
+import type { AppPubSub } from "./pubsub.js";
+
+export { GraphQLLiveDirective };
+
+/**
+ * A `@live` query is re-run at most this often however many invalidations arrive (a flood of
+ * ingested events costs each live query one execution per interval). Clients may ask for a longer
+ * interval with `@live(throttle: ms)`, never a shorter one.
+ */
+export const LIVE_THROTTLE_MS = 1000;
+
+/**
+ * The resource identifier the live-query store tracks for a record: its GraphQL type name and
+ * the Relay global id its `id` field shows (the store collects every selected `id: ID!`).
+ */
+export const liveKey = (typeName: string, id: string) => `${typeName}:${encodeGlobalID(typeName, id)}`;
+
+/**
+ * Re-runs, on every instance, the `@live` queries that selected any of these identifiers: a
+ * record (`liveKey("APIKey", id)`) or a root field coordinate (`"Query.usageSummary"`). Call it
+ * after the change has committed.
+ */
+export function invalidateLive(services: Pick<Services, "pubsub">, keys: readonly string[]): void {
+  if (keys.length > 0) services.pubsub.publish("live:invalidate", { keys: [...new Set(keys)] });
+}
+
+export interface LiveQueries {
+  /** Yoga plugin: executes `@live` queries through the store. */
+  plugin: Plugin;
+  close(): Promise<void>;
+}
+
+/**
+ * The in-memory live-query store of this instance, fed by the pub/sub's `live:invalidate`
+ * channel, so an invalidation published on one instance (over Redis) re-runs queries on all.
+ */
+export function createLiveQueries(pubsub: AppPubSub): LiveQueries {
+  const store = new InMemoryLiveQueryStore({
+    validateThrottleValue: (requested) => Math.max(requested ?? LIVE_THROTTLE_MS, LIVE_THROTTLE_MS),
+  });
+  const invalidations = pubsub.subscribe("live:invalidate");
+  const listening = (async () => {
+    for await (const { keys } of invalidations) await store.invalidate(keys);
+  })();
+  return {
+    // @envelop/live-query declares the store type of its own (older) copy; the API it uses is the same.
+    plugin: useLiveQuery({ liveQueryStore: store as unknown as UseLiveQueryOptions["liveQueryStore"] }) as Plugin,
+    async close() {
+      await invalidations.return?.();
+      await listening.catch(() => {});
+    },
+  };
+}

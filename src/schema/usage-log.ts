@@ -1,0 +1,389 @@
+import { queryFromInfo } from "@pothos/plugin-prisma";
+import type { GraphQLResolveInfo } from "graphql";
+import { z } from "zod";
+import type { Context } from "../context.js";
+import type { Prisma } from "../db/index.js";
+import type { UsageLog as UsageLogRow } from "../generated/prisma/client.js";
+import { HttpMethod as HttpMethodValues } from "../generated/prisma/enums.js";
+import { ingestUsage, MAX_BATCH_EVENTS, MAX_FUTURE_SKEW_MS, USAGE_REJECTION_CODES } from "../usage/ingest.js";
+import { usageLogStream } from "../usage/stream.js";
+import { MAX_SUMMARY_BUCKETS, summarizeUsage, type UsageSummaryResult } from "../usage/summary.js";
+import { APIKey } from "./api-key.js";
+import { builder, isStaff, memberPartnerId } from "./builder.js";
+import { badInput } from "./errors.js";
+import { PartnerOrganization, partnerIdVisibleTo, partnerReadScopes } from "./partner.js";
+
+// Who may do what with usage (the product table): the gateway (a service credential, or an admin)
+// reports it; staff read every partner's; a partnerAdmin or developer reads their own partner's;
+// nobody else reads any. Lists filter by partnerIdVisibleTo in the database `where`.
+
+export const HttpMethod = builder.enumType("HttpMethod", { values: Object.values(HttpMethodValues) });
+
+export const UsageLog = builder.prismaNode("UsageLog", {
+  id: { field: "id" },
+  description: "Requests one API key made to one endpoint with one outcome, as the gateway reported them.",
+  nullable: true,
+  findUnique: (id, ctx) => ({ id, partnerId: partnerIdVisibleTo(ctx.viewer) }),
+  authScopes: (log) => partnerReadScopes(log.partnerId),
+  fields: (t) => ({
+    partner: t.relation("partner"),
+    apiKey: t.relation("apiKey", { type: APIKey }),
+    endpoint: t.exposeString("endpoint"),
+    method: t.expose("method", { type: HttpMethod }),
+    statusCode: t.exposeInt("statusCode"),
+    requestCount: t.exposeInt("requestCount"),
+    occurredAt: t.expose("occurredAt", { type: "DateTime" }),
+    createdAt: t.expose("createdAt", { type: "DateTime" }),
+    updatedAt: t.expose("updatedAt", { type: "DateTime" }),
+  }),
+});
+
+// ---------------------------------------------------------------------------------------------
+// Ingest
+
+const UsageEventInput = builder.inputType("UsageEventInput", {
+  description:
+    "One event the gateway saw. Name the key by exactly one of apiKeyId and apiKeySecret; the partner is always " +
+    "the key's. An invalid event is rejected on its own (INVALID_EVENT), not the batch.",
+  fields: (t) => ({
+    apiKeyId: t.id({ required: false, description: "The APIKey's id." }),
+    apiKeySecret: t.string({ required: false, description: "The secret the gateway was shown; never stored." }),
+    endpoint: t.string({ description: "The request path, starting with '/' (at most 2048 characters)." }),
+    method: t.string({
+      description: `One of ${Object.values(HttpMethodValues).join(", ")} (any case).`,
+    }),
+    statusCode: t.int({ description: "100 to 599." }),
+    requestCount: t.int({ required: false, description: "How many requests the event stands for; default 1." }),
+    occurredAt: t.field({
+      type: "DateTime",
+      required: false,
+      description: `Default now; at most ${MAX_FUTURE_SKEW_MS / 60_000} minutes ahead of the server's clock.`,
+    }),
+  }),
+});
+
+const UsageRejectionCode = builder.enumType("UsageRejectionCode", {
+  values: {
+    UNKNOWN_KEY: { description: "No key has that id or secret." },
+    KEY_REVOKED: { description: "The key was revoked." },
+    KEY_EXPIRED: { description: "The key expired, or the secret was replaced by a rotation and its grace ended." },
+    PARTNER_SUSPENDED: { description: "The key's partner is suspended." },
+    INVALID_EVENT: { description: "The event itself is malformed; the message says how." },
+  } satisfies Record<(typeof USAGE_REJECTION_CODES)[number], { description: string }>,
+});
+
+const UsageRejection = builder
+  .objectRef<{ index: number; code: (typeof USAGE_REJECTION_CODES)[number]; message: string }>("UsageRejection")
+  .implement({
+    description: "An event left out of the batch: its position in `events`, and why.",
+    fields: (t) => ({
+      index: t.exposeInt("index"),
+      code: t.expose("code", { type: UsageRejectionCode }),
+      message: t.exposeString("message"),
+    }),
+  });
+
+const RecordUsagePayload = builder
+  .objectRef<{ accepted: number; rejected: Array<{ index: number; code: (typeof USAGE_REJECTION_CODES)[number]; message: string }> }>(
+    "RecordUsagePayload",
+  )
+  .implement({
+    fields: (t) => ({
+      accepted: t.exposeInt("accepted", { description: "Events stored." }),
+      rejected: t.field({ type: [UsageRejection], resolve: (payload) => payload.rejected }),
+    }),
+  });
+
+builder.mutationFields((t) => ({
+  recordUsage: t.field({
+    type: RecordUsagePayload,
+    description:
+      `The gateway reports usage: up to ${MAX_BATCH_EVENTS} events, stored in one transaction. Valid events are kept ` +
+      "even when others are rejected. With an idempotencyKey, a retried batch is counted once and answered as the " +
+      "first time. Admins or a service credential.",
+    authScopes: { gateway: true },
+    args: {
+      events: t.arg({ type: [UsageEventInput] }),
+      idempotencyKey: t.arg.string({
+        required: false,
+        description: "Names the batch, per caller: the same key again answers the first result and stores nothing.",
+      }),
+    },
+    resolve: (_root, { events, idempotencyKey }, ctx) =>
+      ingestUsage(
+        ctx.services,
+        ctx.service ? `service:${ctx.service.id}` : `user:${ctx.viewer!.id}`,
+        events,
+        idempotencyKey,
+      ),
+  }),
+}));
+
+// ---------------------------------------------------------------------------------------------
+// Review
+
+const statusClass = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .regex(/^[1-5]xx$/, "statusClass must be one of 1xx, 2xx, 3xx, 4xx, 5xx");
+
+const UsageLogFilter = builder.inputType("UsageLogFilter", {
+  description: "All given conditions must hold. `from` is inclusive, `to` exclusive.",
+  fields: (t) => ({
+    partnerId: t.globalID({ required: false, for: PartnerOrganization }),
+    apiKeyId: t.globalID({ required: false, for: APIKey }),
+    endpoint: t.string({ required: false }).validate(z.string().max(2048).nullish()),
+    method: t.field({ type: HttpMethod, required: false }),
+    statusCode: t.int({ required: false }),
+    statusClass: t
+      .string({ required: false, description: "2xx, 3xx, 4xx or 5xx (also 1xx)." })
+      .validate(statusClass.nullish()),
+    from: t.field({ type: "DateTime", required: false }),
+    to: t.field({ type: "DateTime", required: false }),
+  }),
+});
+
+type UsageLogFilterValue = NonNullable<typeof UsageLogFilter.$inferInput>;
+
+function usageLogWhere(ctx: Context, filter: UsageLogFilterValue | null | undefined): Prisma.UsageLogWhereInput {
+  const conditions: Prisma.UsageLogWhereInput[] = [{ partnerId: partnerIdVisibleTo(ctx.viewer) }];
+  if (filter?.partnerId) conditions.push({ partnerId: filter.partnerId.id });
+  if (filter?.apiKeyId) conditions.push({ apiKeyId: filter.apiKeyId.id });
+  if (filter?.endpoint) conditions.push({ endpoint: filter.endpoint });
+  if (filter?.method) conditions.push({ method: filter.method });
+  if (filter?.statusCode != null) conditions.push({ statusCode: filter.statusCode });
+  if (filter?.statusClass) {
+    const base = Number(filter.statusClass[0]) * 100;
+    conditions.push({ statusCode: { gte: base, lt: base + 100 } });
+  }
+  if (filter?.from) conditions.push({ occurredAt: { gte: filter.from } });
+  if (filter?.to) conditions.push({ occurredAt: { lt: filter.to } });
+  return { AND: conditions };
+}
+
+const DEFAULT_PAGE = 20;
+const MAX_PAGE = 100;
+const CURSOR_PREFIX = "UsageLog:";
+
+// Keyset cursors: the row's (occurredAt, id). A page after a cursor is the same whatever was
+// inserted since, unlike an offset.
+const encodeCursor = (row: { occurredAt: Date; id: string }) =>
+  Buffer.from(`${CURSOR_PREFIX}${row.occurredAt.getTime()}:${row.id}`).toString("base64url");
+
+function decodeCursor(cursor: string): { occurredAt: Date; id: string } {
+  const text = Buffer.from(cursor, "base64url").toString();
+  const match = /^UsageLog:(\d{1,15}):([0-9a-f-]{1,64})$/.exec(text);
+  if (!match) throw badInput("The cursor is not one this list gave");
+  return { occurredAt: new Date(Number(match[1])), id: match[2]! };
+}
+
+interface PageArgs {
+  first?: number | null;
+  after?: string | null;
+  last?: number | null;
+  before?: string | null;
+}
+
+/** A page of usage logs, newest first, with the relations the query selected loaded alongside. */
+async function usageLogPage(ctx: Context, info: GraphQLResolveInfo, where: Prisma.UsageLogWhereInput, args: PageArgs) {
+  const backward = args.last != null || args.before != null;
+  if (backward && (args.first != null || args.after != null)) {
+    throw badInput("Page with first/after or with last/before, not both");
+  }
+  const size = (backward ? args.last : args.first) ?? DEFAULT_PAGE;
+  if (size < 0 || size > MAX_PAGE) throw badInput(`A page holds 0 to ${MAX_PAGE} usage logs`);
+  const cursor = backward ? args.before : args.after;
+  const at = cursor ? decodeCursor(cursor) : null;
+  const beyond: Prisma.UsageLogWhereInput | null = at
+    ? backward
+      ? { OR: [{ occurredAt: { gt: at.occurredAt } }, { occurredAt: at.occurredAt, id: { gt: at.id } }] }
+      : { OR: [{ occurredAt: { lt: at.occurredAt } }, { occurredAt: at.occurredAt, id: { lt: at.id } }] }
+    : null;
+  const direction = backward ? "asc" : "desc";
+  const query = queryFromInfo({ context: ctx, info, typeName: "UsageLog", path: ["edges", "node"] });
+  const rows: UsageLogRow[] = await ctx.prisma.usageLog.findMany({
+    ...query,
+    where: beyond ? { AND: [where, beyond] } : where,
+    orderBy: [{ occurredAt: direction }, { id: direction }],
+    take: size + 1,
+  });
+  const more = rows.length > size;
+  const page = rows.slice(0, size);
+  if (backward) page.reverse();
+  const edges = page.map((node) => ({ cursor: encodeCursor(node), node }));
+  return {
+    edges,
+    pageInfo: {
+      hasNextPage: backward ? !!at : more,
+      hasPreviousPage: backward ? more : !!at,
+      startCursor: edges[0]?.cursor ?? null,
+      endCursor: edges.at(-1)?.cursor ?? null,
+    },
+  };
+}
+
+const UsageLogConnection = builder.connectionObject({
+  type: UsageLog,
+  name: "UsageLogConnection",
+  description: `Usage logs newest first (occurredAt, then id). Pages of at most ${MAX_PAGE}; cursors stay valid as rows arrive.`,
+});
+
+builder.queryFields((t) => ({
+  usageLogs: t.connection(
+    {
+      type: UsageLog,
+      description:
+        "Usage logs the viewer may read, newest first: every partner's for staff, their own partner's for its members.",
+      authScopes: { signedIn: true },
+      args: { filter: t.arg({ type: UsageLogFilter, required: false }) },
+      resolve: (_root, args, ctx, info) => usageLogPage(ctx, info, usageLogWhere(ctx, args.filter), args),
+    },
+    UsageLogConnection,
+  ),
+}));
+
+builder.prismaObjectField(APIKey, "usageLogs", (t) =>
+  t.connection(
+    {
+      type: UsageLog,
+      description: "This key's usage logs, newest first.",
+      args: { filter: t.arg({ type: UsageLogFilter, required: false }) },
+      resolve: (key, args, ctx, info) =>
+        usageLogPage(ctx, info, { AND: [{ apiKeyId: key.id }, usageLogWhere(ctx, args.filter)] }, args),
+    },
+    UsageLogConnection,
+  ),
+);
+
+builder.prismaObjectField(PartnerOrganization, "usageLogs", (t) =>
+  t.connection(
+    {
+      type: UsageLog,
+      description: "This partner's usage logs, newest first.",
+      args: { filter: t.arg({ type: UsageLogFilter, required: false }) },
+      resolve: (partner, args, ctx, info) =>
+        usageLogPage(ctx, info, { AND: [{ partnerId: partner.id }, usageLogWhere(ctx, args.filter)] }, args),
+    },
+    UsageLogConnection,
+  ),
+);
+
+// ---------------------------------------------------------------------------------------------
+// Totals
+
+const UsageBucket = builder.enumType("UsageBucket", {
+  description: "The width of a series bucket; buckets start on UTC minute, hour and day boundaries.",
+  values: ["MINUTE", "HOUR", "DAY"] as const,
+});
+
+const UsageStatusCount = builder
+  .objectRef<UsageSummaryResult["byStatusCode"][number]>("UsageStatusCount")
+  .implement({
+    fields: (t) => ({ statusCode: t.exposeInt("statusCode"), requestCount: t.exposeInt("requestCount") }),
+  });
+
+const UsageEndpointCount = builder
+  .objectRef<UsageSummaryResult["byEndpoint"][number]>("UsageEndpointCount")
+  .implement({
+    fields: (t) => ({
+      endpoint: t.exposeString("endpoint"),
+      method: t.expose("method", { type: HttpMethod }),
+      requestCount: t.exposeInt("requestCount"),
+      errorRequests: t.exposeInt("errorRequests"),
+    }),
+  });
+
+const UsageSeriesPoint = builder.objectRef<UsageSummaryResult["series"][number]>("UsageSeriesPoint").implement({
+  fields: (t) => ({
+    bucketStart: t.expose("bucketStart", { type: "DateTime" }),
+    requestCount: t.exposeInt("requestCount"),
+    errorRequests: t.exposeInt("errorRequests"),
+  }),
+});
+
+const UsageSummary = builder.objectRef<UsageSummaryResult>("UsageSummary").implement({
+  description:
+    "Sums of requestCount over [from, to) for the usage the viewer may read. Errors are requests with status 400 or above.",
+  fields: (t) => ({
+    from: t.expose("from", { type: "DateTime" }),
+    to: t.expose("to", { type: "DateTime" }),
+    bucket: t.expose("bucket", { type: UsageBucket }),
+    totalRequests: t.exposeInt("totalRequests"),
+    errorRequests: t.exposeInt("errorRequests"),
+    byStatusCode: t.field({ type: [UsageStatusCount], resolve: (summary) => summary.byStatusCode }),
+    byEndpoint: t.field({
+      type: [UsageEndpointCount],
+      description: "Most requested first.",
+      resolve: (summary) => summary.byEndpoint,
+    }),
+    series: t.field({
+      type: [UsageSeriesPoint],
+      description: "Every bucket of the window in order, empty ones as zeros.",
+      resolve: (summary) => summary.series,
+    }),
+  }),
+});
+
+builder.queryFields((t) => ({
+  usageSummary: t.field({
+    type: UsageSummary,
+    description:
+      `Usage totals for the viewer's readable usage, optionally for one partner or key. The window defaults to the ` +
+      `24 hours before \`to\` (default now); at most ${MAX_SUMMARY_BUCKETS} buckets.`,
+    authScopes: { signedIn: true },
+    args: {
+      partnerId: t.arg.globalID({ required: false, for: PartnerOrganization }),
+      apiKeyId: t.arg.globalID({ required: false, for: APIKey }),
+      from: t.arg({ type: "DateTime", required: false }),
+      to: t.arg({ type: "DateTime", required: false }),
+      bucket: t.arg({ type: UsageBucket, required: false, defaultValue: "HOUR" }),
+    },
+    resolve: (_root, args, ctx) => {
+      const visible = partnerIdVisibleTo(ctx.viewer);
+      return summarizeUsage(
+        ctx.services,
+        {
+          visiblePartnerIds: visible === undefined ? undefined : typeof visible === "string" ? [visible] : visible.in,
+          partnerId: args.partnerId?.id,
+          apiKeyId: args.apiKeyId?.id,
+        },
+        args,
+      );
+    },
+  }),
+}));
+
+// ---------------------------------------------------------------------------------------------
+// Live
+
+builder.subscriptionFields((t) => ({
+  usageLogCreated: t.prismaField({
+    type: UsageLog,
+    description:
+      "Each usage log as it is recorded, on any instance. Staff may watch every partner; a partner's members only " +
+      "their own (checked when subscribing and for every event). Optionally one partner or one key.",
+    args: {
+      partnerId: t.arg.globalID({ required: false, for: PartnerOrganization }),
+      apiKeyId: t.arg.globalID({ required: false, for: APIKey }),
+    },
+    authScopes: async (_root, args, ctx) => {
+      if (isStaff(ctx.viewer)) return true;
+      const own = memberPartnerId(ctx.viewer);
+      if (!own || (args.partnerId && args.partnerId.id !== own)) return false;
+      if (!args.apiKeyId) return true;
+      return (await ctx.prisma.apiKey.count({ where: { id: args.apiKeyId.id, partnerId: own } })) === 1;
+    },
+    subscribe: (_root, args, ctx) =>
+      usageLogStream(ctx.services.pubsub, {
+        readablePartnerId: isStaff(ctx.viewer) ? undefined : (memberPartnerId(ctx.viewer) ?? ""),
+        partnerId: args.partnerId?.id,
+        apiKeyId: args.apiKeyId?.id,
+      }),
+    // The event carries every column; the database is read only for relations the operation selected.
+    resolve: (query, log, _args, ctx) =>
+      "include" in query || "select" in query
+        ? ctx.prisma.usageLog.findUniqueOrThrow({ ...query, where: { id: log.id } })
+        : log,
+  }),
+}));

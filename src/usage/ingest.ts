@@ -1,0 +1,319 @@
+import { decodeGlobalID } from "@pothos/plugin-relay";
+import { z } from "zod";
+import type { VerificationCode } from "../auth/api-key-verifier.js";
+import type { Services } from "../context.js";
+import { Prisma } from "../db/index.js";
+import { HttpMethod } from "../generated/prisma/enums.js";
+import { invalidateLive, liveKey } from "../realtime/live-queries.js";
+import type { UsageLogMessage } from "../realtime/pubsub.js";
+import { badInput, isUniqueViolation } from "../schema/errors.js";
+import { v7 as uuidv7 } from "uuid";
+
+/** Events per recordUsage call; larger batches are refused whole (BAD_USER_INPUT). */
+export const MAX_BATCH_EVENTS = 5000;
+/** How far ahead of the server's clock an event may claim to have happened (gateway clock skew). */
+export const MAX_FUTURE_SKEW_MS = 5 * 60_000;
+/** One event may stand for this many requests at most, so a sum over a day stays a safe integer. */
+export const MAX_REQUEST_COUNT = 1_000_000;
+
+/**
+ * Why an event was left out of an otherwise accepted batch:
+ *   UNKNOWN_KEY        no key has that id or secret (or the secret is malformed)
+ *   KEY_REVOKED        the key was revoked
+ *   KEY_EXPIRED        the key expired, or the secret is one a rotation replaced and its grace ended
+ *   PARTNER_SUSPENDED  the key's partner is suspended
+ *   INVALID_EVENT      the event itself is malformed (see its message)
+ */
+export const USAGE_REJECTION_CODES = [
+  "UNKNOWN_KEY",
+  "KEY_REVOKED",
+  "KEY_EXPIRED",
+  "PARTNER_SUSPENDED",
+  "INVALID_EVENT",
+] as const;
+export type UsageRejectionCode = (typeof USAGE_REJECTION_CODES)[number];
+
+export interface UsageEvent {
+  apiKeyId?: string | null;
+  apiKeySecret?: string | null;
+  endpoint: string;
+  method: string;
+  statusCode: number;
+  requestCount?: number | null;
+  occurredAt?: Date | null;
+}
+
+export interface UsageRejection {
+  index: number;
+  code: UsageRejectionCode;
+  message: string;
+}
+
+export interface IngestResult {
+  accepted: number;
+  rejected: UsageRejection[];
+}
+
+const HTTP_METHODS = Object.values(HttpMethod);
+
+const eventSchema = z.object({
+  endpoint: z
+    .string()
+    .trim()
+    .min(1, "endpoint is required")
+    .max(2048, "endpoint must be at most 2048 characters")
+    .regex(/^\/[^\s\u0000-\u001f\u007f]*$/, "endpoint must be a path starting with '/' and without spaces"),
+  method: z
+    .string()
+    .trim()
+    .toUpperCase()
+    .pipe(z.enum(HTTP_METHODS, { error: `method must be one of ${HTTP_METHODS.join(", ")}` })),
+  statusCode: z.int().min(100, "statusCode must be 100–599").max(599, "statusCode must be 100–599"),
+  requestCount: z
+    .int()
+    .min(1, "requestCount must be at least 1")
+    .max(MAX_REQUEST_COUNT, `requestCount must be at most ${MAX_REQUEST_COUNT}`)
+    .nullish()
+    .transform((value) => value ?? 1),
+});
+
+const idempotencyKeySchema = z.string().trim().min(1).max(200);
+
+type KeyRef = { kind: "id"; id: string } | { kind: "secret"; secret: string };
+
+type ResolvedKey =
+  | { ok: true; apiKeyId: string; partnerId: string }
+  | { ok: false; code: UsageRejectionCode; message: string };
+
+const VERIFIER_REJECTION: Partial<Record<VerificationCode, UsageRejectionCode>> = {
+  REVOKED: "KEY_REVOKED",
+  EXPIRED: "KEY_EXPIRED",
+  PARTNER_SUSPENDED: "PARTNER_SUSPENDED",
+};
+
+/**
+ * The usable key behind each reference: ids in one query, secrets through the verifier's cache
+ * (each distinct secret once). Judged at ingest time, as the gateway's own verification is.
+ */
+async function resolveKeys(services: Services, refs: readonly KeyRef[], now: Date): Promise<ResolvedKey[]> {
+  const ids = [...new Set(refs.flatMap((ref) => (ref.kind === "id" ? [ref.id] : [])))];
+  const secrets = [...new Set(refs.flatMap((ref) => (ref.kind === "secret" ? [ref.secret] : [])))];
+  const [keys, verifications] = await Promise.all([
+    ids.length === 0
+      ? []
+      : services.prisma.apiKey.findMany({
+          where: { id: { in: ids } },
+          select: { id: true, partnerId: true, isActive: true, revokedAt: true, expiresAt: true, partner: { select: { status: true } } },
+        }),
+    Promise.all(secrets.map((secret) => services.apiKeyVerifier.verify(secret, { now, touch: false }))),
+  ]);
+  const byId = new Map<string, ResolvedKey>();
+  for (const key of keys) {
+    byId.set(
+      key.id,
+      !key.isActive || key.revokedAt
+        ? { ok: false, code: "KEY_REVOKED", message: "The API key was revoked" }
+        : key.expiresAt && key.expiresAt <= now
+          ? { ok: false, code: "KEY_EXPIRED", message: "The API key has expired" }
+          : key.partner.status !== "active"
+            ? { ok: false, code: "PARTNER_SUSPENDED", message: "The API key's partner is suspended" }
+            : { ok: true, apiKeyId: key.id, partnerId: key.partnerId },
+    );
+  }
+  const bySecret = new Map<string, ResolvedKey>();
+  secrets.forEach((secret, i) => {
+    const verification = verifications[i]!;
+    const code = VERIFIER_REJECTION[verification.code];
+    bySecret.set(
+      secret,
+      verification.valid && verification.apiKeyId && verification.partnerId
+        ? { ok: true, apiKeyId: verification.apiKeyId, partnerId: verification.partnerId }
+        : code
+          ? { ok: false, code, message: REJECTION_MESSAGE[code] }
+          : { ok: false, code: "UNKNOWN_KEY", message: "No API key has that secret" },
+    );
+  });
+  return refs.map(
+    (ref) =>
+      (ref.kind === "id" ? byId.get(ref.id) : bySecret.get(ref.secret)) ?? {
+        ok: false,
+        code: "UNKNOWN_KEY",
+        message: "No API key has that id",
+      },
+  );
+}
+
+const REJECTION_MESSAGE: Record<UsageRejectionCode, string> = {
+  UNKNOWN_KEY: "No API key has that id or secret",
+  KEY_REVOKED: "The API key was revoked",
+  KEY_EXPIRED: "The API key (or this secret, replaced by a rotation) has expired",
+  PARTNER_SUSPENDED: "The API key's partner is suspended",
+  INVALID_EVENT: "The event is invalid",
+};
+
+/**
+ * Stores a batch of the gateway's usage events. Valid events for usable keys are written together
+ * (one multi-row INSERT, in one transaction with the batch's idempotency record and the keys'
+ * lastUsedAt); the others are answered one by one. The partner is always the key's.
+ * A retried batch (same submitter and idempotencyKey) answers what the first one did.
+ */
+export async function ingestUsage(
+  services: Services,
+  submittedBy: string,
+  events: readonly UsageEvent[],
+  idempotencyKey?: string | null,
+): Promise<IngestResult> {
+  if (events.length > MAX_BATCH_EVENTS) {
+    throw badInput(`A batch holds at most ${MAX_BATCH_EVENTS} events; split it`, { maxEvents: MAX_BATCH_EVENTS });
+  }
+  const batchKey = idempotencyKey == null ? null : idempotencyKeySchema.safeParse(idempotencyKey);
+  if (batchKey && !batchKey.success) throw badInput("idempotencyKey must be 1 to 200 characters");
+  const key = batchKey?.data ?? null;
+  const { prisma } = services;
+  if (key) {
+    const earlier = await storedAnswer(services, submittedBy, key);
+    if (earlier) return earlier;
+  }
+
+  const now = services.now();
+  const rejected: UsageRejection[] = [];
+  const reject = (index: number, code: UsageRejectionCode, message: string) => rejected.push({ index, code, message });
+
+  const valid: Array<{ index: number; ref: KeyRef; event: z.infer<typeof eventSchema>; occurredAt: Date }> = [];
+  events.forEach((event, index) => {
+    const parsed = eventSchema.safeParse(event);
+    if (!parsed.success) return reject(index, "INVALID_EVENT", parsed.error.issues[0]?.message ?? "invalid event");
+    const occurredAt = event.occurredAt ?? now;
+    if (occurredAt.getTime() > now.getTime() + MAX_FUTURE_SKEW_MS) {
+      return reject(index, "INVALID_EVENT", "occurredAt is too far in the future");
+    }
+    const hasId = !!event.apiKeyId;
+    const hasSecret = !!event.apiKeySecret;
+    if (hasId === hasSecret) return reject(index, "INVALID_EVENT", "Give exactly one of apiKeyId and apiKeySecret");
+    let ref: KeyRef;
+    if (hasId) {
+      const id = decodeKeyId(event.apiKeyId!);
+      if (!id) return reject(index, "INVALID_EVENT", "apiKeyId is not an APIKey id");
+      ref = { kind: "id", id };
+    } else {
+      ref = { kind: "secret", secret: event.apiKeySecret! };
+    }
+    valid.push({ index, ref, event: parsed.data, occurredAt });
+  });
+
+  const resolved = await resolveKeys(services, valid.map((v) => v.ref), now);
+  const rows: UsageLogMessage[] = [];
+  const lastUsed = new Map<string, Date>();
+  const nowIso = now.toISOString();
+  for (const [position, { index, event, occurredAt }] of valid.entries()) {
+    const key = resolved[position]!;
+    if (!key.ok) {
+      reject(index, key.code, key.message);
+      continue;
+    }
+    rows.push({
+      // Raw inserts bypass Prisma's uuid(7) default, so the ids are made here the same way.
+      id: uuidv7({ msecs: now.getTime() }),
+      partnerId: key.partnerId,
+      apiKeyId: key.apiKeyId,
+      endpoint: event.endpoint,
+      method: event.method,
+      statusCode: event.statusCode,
+      requestCount: event.requestCount,
+      occurredAt: occurredAt.toISOString(),
+      createdAt: nowIso,
+      updatedAt: nowIso,
+    });
+    const seen = lastUsed.get(key.apiKeyId);
+    if (!seen || seen < occurredAt) lastUsed.set(key.apiKeyId, occurredAt);
+  }
+  rejected.sort((a, b) => a.index - b.index);
+  const result: IngestResult = { accepted: rows.length, rejected };
+
+  try {
+    await prisma.$transaction([
+      // First, so a concurrent retry of the same batch waits on its unique index and then fails.
+      ...(key
+        ? [
+            prisma.usageBatch.create({
+              data: {
+                submittedBy,
+                idempotencyKey: key,
+                accepted: result.accepted,
+                rejected: result.rejected as unknown as Prisma.InputJsonValue,
+              },
+              select: { id: true },
+            }),
+          ]
+        : []),
+      ...(rows.length > 0 ? [insertRows(prisma, rows), touchKeys(prisma, lastUsed)] : []),
+    ]);
+  } catch (error) {
+    if (key && isUniqueViolation(error)) {
+      const earlier = await storedAnswer(services, submittedBy, key);
+      if (earlier) return earlier;
+    }
+    throw error;
+  }
+
+  if (rows.length > 0) publish(services, rows);
+  return result;
+}
+
+function decodeKeyId(globalId: string): string | null {
+  try {
+    const { typename, id } = decodeGlobalID(globalId);
+    return typename === "APIKey" && id.length > 0 && id.length <= 64 ? id : null;
+  } catch {
+    return null;
+  }
+}
+
+async function storedAnswer(services: Services, submittedBy: string, idempotencyKey: string) {
+  const batch = await services.prisma.usageBatch.findUnique({
+    where: { submittedBy_idempotencyKey: { submittedBy, idempotencyKey } },
+    select: { accepted: true, rejected: true },
+  });
+  return batch ? { accepted: batch.accepted, rejected: batch.rejected as unknown as UsageRejection[] } : null;
+}
+
+type Client = Services["prisma"];
+
+/** One INSERT for the whole batch: columns travel as arrays, so the statement's size is fixed. */
+function insertRows(prisma: Client, rows: UsageLogMessage[]) {
+  const column = <K extends keyof UsageLogMessage>(name: K) => rows.map((row) => row[name]);
+  return prisma.$executeRaw`
+    INSERT INTO "UsageLog"
+      ("id", "partnerId", "apiKeyId", "endpoint", "method", "statusCode", "requestCount", "occurredAt", "createdAt", "updatedAt")
+    SELECT id, "partnerId", "apiKeyId", endpoint, method::"HttpMethod", "statusCode", "requestCount",
+           "occurredAt"::timestamp(3), "createdAt"::timestamp(3), "updatedAt"::timestamp(3)
+    FROM unnest(
+      ${column("id")}::text[], ${column("partnerId")}::text[], ${column("apiKeyId")}::text[],
+      ${column("endpoint")}::text[], ${column("method")}::text[], ${column("statusCode")}::int[],
+      ${column("requestCount")}::int[], ${column("occurredAt")}::text[], ${column("createdAt")}::text[],
+      ${column("updatedAt")}::text[]
+    ) AS u(id, "partnerId", "apiKeyId", endpoint, method, "statusCode", "requestCount", "occurredAt", "createdAt", "updatedAt")`;
+}
+
+/** One UPDATE for every key of the batch; lastUsedAt never moves backwards. */
+function touchKeys(prisma: Client, lastUsed: Map<string, Date>) {
+  const ids = [...lastUsed.keys()];
+  const times = [...lastUsed.values()].map((at) => at.toISOString());
+  return prisma.$executeRaw`
+    UPDATE "ApiKey" AS k
+    SET "lastUsedAt" = GREATEST(COALESCE(k."lastUsedAt", u.at), u.at)
+    FROM unnest(${ids}::text[], ${times}::text[]) AS t(id, at_text)
+    CROSS JOIN LATERAL (SELECT t.at_text::timestamp(3) AS at) AS u
+    WHERE k.id = t.id`;
+}
+
+/** After commit: one message for the batch to subscribers, and live queries over usage re-run. */
+function publish(services: Services, rows: UsageLogMessage[]) {
+  services.pubsub.publish("usage:created", { logs: rows });
+  invalidateLive(services, [
+    "Query.usageLogs",
+    "Query.usageSummary",
+    ...[...new Set(rows.map((row) => row.partnerId))].map((id) => liveKey("PartnerOrganization", id)),
+    ...[...new Set(rows.map((row) => row.apiKeyId))].map((id) => liveKey("APIKey", id)),
+  ]);
+}
