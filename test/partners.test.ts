@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createWorld, type World } from "./support/matrix.js";
 import { errorCodes, startTestServer, type TestServer } from "./support/server.js";
-import { createUser } from "./support/users.js";
+import { SESSION_ENDED_CLOSE_CODE } from "../src/realtime/websocket.js";
+import { createUser, TEST_PASSWORD } from "./support/users.js";
 
 const PARTNERS = /* GraphQL */ `
   query Partners($first: Int, $after: String, $status: PartnerStatus, $search: String) {
@@ -42,6 +43,14 @@ afterAll(async () => {
 });
 
 const prisma = () => server.app.services.prisma;
+
+async function signIn(login: string): Promise<string> {
+  const response = await server.gql<{ login: { token: string } }>(
+    `mutation ($input: LoginInput!) { login(input: $input) { token } }`,
+    { input: { login, password: TEST_PASSWORD } },
+  );
+  return response.data!.login.token;
+}
 
 async function newPartner(name: string, extra: { status?: "active" | "suspended" } = {}) {
   const created = await prisma().partnerOrganization.create({ data: { name, ...extra } });
@@ -201,8 +210,10 @@ describe("setUserRole", () => {
 
     const promoted = await server.gql(SET_ROLE, { userId: member.globalId, role: "partnerAdmin" }, admin);
     expect(promoted.data!.setUserRole).toEqual({ id: member.globalId, role: "partnerAdmin" });
-    // The next request already sees the new role.
-    const viewer = await server.gql(`{ viewer { role } }`, {}, member.token);
+    // The change ends the user's sessions; signed in again, they have the new role.
+    expect(errorCodes(await server.gql(`{ viewer { role } }`, {}, member.token))).toEqual(["UNAUTHENTICATED"]);
+    const again = await signIn(member.username);
+    const viewer = await server.gql(`{ viewer { role } }`, {}, again);
     expect(viewer.data!.viewer.role).toBe("partnerAdmin");
 
     const staffed = await server.gql(SET_ROLE, { userId: loner.globalId, role: "support" }, admin);
@@ -233,12 +244,19 @@ describe("setUserPartner", () => {
     const dev = await createUser(server, "leaver", "developer", partner.id);
     await prisma().partnerOrganization.update({ where: { id: partner.id }, data: { primaryContactId: dev.id } });
 
+    // A stream opened with the old rights must not outlive them.
+    const socket = server.ws({ lazy: false, connectionParams: { authorization: `Bearer ${dev.token}` } });
+    await new Promise<void>((resolve) => socket.on("connected", () => resolve()));
+    const socketClosed = new Promise<number>((resolve) => socket.on("closed", (event) => resolve((event as CloseEvent).code)));
+
     const moved = await server.gql(SET_PARTNER, { userId: dev.globalId, partnerId: world.partnerB.globalId }, admin);
     expect(moved.data!.setUserPartner).toEqual({ id: dev.globalId, partner: { id: world.partnerB.globalId } });
     expect((await prisma().partnerOrganization.findUniqueOrThrow({ where: { id: partner.id } })).primaryContactId).toBeNull();
+    expect(await socketClosed).toBe(SESSION_ENDED_CLOSE_CODE);
+    expect(errorCodes(await server.gql(PARTNERS, { first: 100 }, dev.token))).toEqual(["UNAUTHENTICATED"]);
 
-    // The move takes effect at once: partner B is now the developer's, Leavers Ltd no longer.
-    const read = await server.gql(PARTNERS, { first: 100 }, dev.token);
+    // Signed in again: partner B is now the developer's, Leavers Ltd no longer.
+    const read = await server.gql(PARTNERS, { first: 100 }, await signIn(dev.username));
     expect(read.data!.partners.edges.map((edge: { node: { id: string } }) => edge.node.id)).toEqual([world.partnerB.globalId]);
 
     const out = await server.gql(SET_PARTNER, { userId: dev.globalId, partnerId: null }, admin);

@@ -75,3 +75,16 @@ export async function authenticateBearer(
   const viewer = await authenticateSessionToken(services, token);
   return viewer ? { viewer, service: null } : null;
 }
+
+/**
+ * Ends every open session of a user on every instance: after a change of role or partner, so no
+ * open subscription or live query keeps the rights it was authorised with.
+ */
+export async function endAllSessions(services: Services, userId: string): Promise<number> {
+  const open = await services.prisma.session.findMany({
+    where: { userId, revokedAt: null, expiresAt: { gt: services.now() } },
+    select: { id: true },
+  });
+  await Promise.all(open.map((session) => endSession(services, session.id)));
+  return open.length;
+}

@@ -3,7 +3,7 @@ import PrismaPlugin from "@pothos/plugin-prisma";
 import RelayPlugin from "@pothos/plugin-relay";
 import ScopeAuthPlugin from "@pothos/plugin-scope-auth";
 import ValidationPlugin from "@pothos/plugin-validation";
-import { DateTimeResolver, EmailAddressResolver, JSONResolver } from "graphql-scalars";
+import { DateTimeResolver, EmailAddressResolver, JSONResolver, SafeIntResolver } from "graphql-scalars";
 import type { Context, SignedInContext, Viewer } from "../context.js";
 import type PrismaTypes from "../generated/pothos-types.js";
 import { getDatamodel } from "../generated/pothos-types.js";
@@ -48,6 +48,7 @@ export const builder = new SchemaBuilder<{
     DateTime: { Input: Date; Output: Date };
     EmailAddress: { Input: string; Output: string };
     JSON: { Input: unknown; Output: unknown };
+    SafeInt: { Input: number; Output: number };
     ID: { Input: string; Output: string | number };
   };
   DefaultFieldNullability: false;
@@ -103,6 +104,8 @@ export const builder = new SchemaBuilder<{
 builder.addScalarType("DateTime", DateTimeResolver);
 builder.addScalarType("EmailAddress", EmailAddressResolver);
 builder.addScalarType("JSON", JSONResolver);
+// Sums of request counts outgrow GraphQL's 32-bit Int; SafeInt carries up to 2^53 - 1.
+builder.addScalarType("SafeInt", SafeIntResolver);
 
 builder.queryType({});
 builder.mutationType({});

@@ -280,7 +280,7 @@ const UsageBucket = builder.enumType("UsageBucket", {
 const UsageStatusCount = builder
   .objectRef<UsageSummaryResult["byStatusCode"][number]>("UsageStatusCount")
   .implement({
-    fields: (t) => ({ statusCode: t.exposeInt("statusCode"), requestCount: t.exposeInt("requestCount") }),
+    fields: (t) => ({ statusCode: t.exposeInt("statusCode"), requestCount: t.expose("requestCount", { type: "SafeInt" }) }),
   });
 
 const UsageEndpointCount = builder
@@ -289,16 +289,16 @@ const UsageEndpointCount = builder
     fields: (t) => ({
       endpoint: t.exposeString("endpoint"),
       method: t.expose("method", { type: HttpMethod }),
-      requestCount: t.exposeInt("requestCount"),
-      errorRequests: t.exposeInt("errorRequests"),
+      requestCount: t.expose("requestCount", { type: "SafeInt" }),
+      errorRequests: t.expose("errorRequests", { type: "SafeInt" }),
     }),
   });
 
 const UsageSeriesPoint = builder.objectRef<UsageSummaryResult["series"][number]>("UsageSeriesPoint").implement({
   fields: (t) => ({
     bucketStart: t.expose("bucketStart", { type: "DateTime" }),
-    requestCount: t.exposeInt("requestCount"),
-    errorRequests: t.exposeInt("errorRequests"),
+    requestCount: t.expose("requestCount", { type: "SafeInt" }),
+    errorRequests: t.expose("errorRequests", { type: "SafeInt" }),
   }),
 });
 
@@ -309,8 +309,8 @@ const UsageSummary = builder.objectRef<UsageSummaryResult>("UsageSummary").imple
     from: t.expose("from", { type: "DateTime" }),
     to: t.expose("to", { type: "DateTime" }),
     bucket: t.expose("bucket", { type: UsageBucket }),
-    totalRequests: t.exposeInt("totalRequests"),
-    errorRequests: t.exposeInt("errorRequests"),
+    totalRequests: t.expose("totalRequests", { type: "SafeInt" }),
+    errorRequests: t.expose("errorRequests", { type: "SafeInt" }),
     byStatusCode: t.field({ type: [UsageStatusCount], resolve: (summary) => summary.byStatusCode }),
     byEndpoint: t.field({
       type: [UsageEndpointCount],

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { hashPassword, verifyAgainstDecoy, verifyPassword } from "../auth/password.js";
-import { endSession, startSession } from "../auth/sessions.js";
+import { endAllSessions, endSession, startSession } from "../auth/sessions.js";
 import type { Context } from "../context.js";
 import type { Prisma } from "../generated/prisma/client.js";
 import { builder, isStaff, memberPartnerId } from "./builder.js";
@@ -223,6 +223,15 @@ const roleInvariant = (role: string, partnerId: string | null, field: "role" | "
   return null;
 };
 
+/**
+ * A user's rights changed: their sessions end (they sign in again), which also closes their
+ * WebSockets, SSE subscriptions and live queries, authorised with the old rights.
+ */
+async function rightsChanged<T extends { id: string }>(ctx: Context, user: T): Promise<T> {
+  await endAllSessions(ctx.services, user.id);
+  return user;
+}
+
 builder.mutationFields((t) => ({
   setUserRole: t.withAuth({ admin: true }).prismaField({
     type: "User",
@@ -242,7 +251,7 @@ builder.mutationFields((t) => ({
           throw conflict("The last admin cannot be demoted", { field: "role" });
         }
         return tx.user.update({ ...query, where: { id: userId.id }, data: { role } });
-      }),
+      }).then((user) => rightsChanged(ctx, user)),
   }),
 
   setUserPartner: t.withAuth({ admin: true }).prismaField({
@@ -271,7 +280,7 @@ builder.mutationFields((t) => ({
           });
         }
         return tx.user.update({ ...query, where: { id: args.userId.id }, data: { partnerId } });
-      });
+      }).then((user) => rightsChanged(ctx, user));
     },
   }),
 }));
