@@ -12,6 +12,7 @@ import type { Config } from "./config.js";
 import type { Context, Services } from "./context.js";
 import { openDatabase, type Database } from "./db/index.js";
 import { createLiveQueries } from "./realtime/live-queries.js";
+import { queryLimitPlugins } from "./query-limits.js";
 import { createAppPubSub } from "./realtime/pubsub.js";
 import { createSessionStreams } from "./realtime/session-streams.js";
 import { attachWebSockets, connectionToken } from "./realtime/websocket.js";
@@ -88,7 +89,13 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     // GraphiQL's assets are served from the package, so it works without reaching a CDN.
     renderGraphiQL,
     // Session streams wrap what the live-query store returns, so logout also ends `@live` streams.
-    plugins: [limitRequestSize(MAX_REQUEST_BYTES), codeVariableErrors(), liveQueries.plugin, sessionStreams.plugin],
+    plugins: [
+      limitRequestSize(MAX_REQUEST_BYTES),
+      ...queryLimitPlugins(),
+      codeVariableErrors(),
+      liveQueries.plugin,
+      sessionStreams.plugin,
+    ],
     maskedErrors: {
       // Pothos's own argument checks (malformed global ids, ids of the wrong type, bad paging
       // arguments) are the client's mistake: say so. Everything else unexpected stays masked.

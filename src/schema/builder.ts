@@ -61,6 +61,9 @@ export const builder = new SchemaBuilder<{
     client: (ctx) => ctx.prisma,
     dmmf: getDatamodel(),
     filterConnectionTotalCount: true,
+    // A page is at most 100 items (a larger `first` is clamped); 20 when none is asked for.
+    maxConnectionSize: 100,
+    defaultConnectionSize: 20,
     onUnusedQuery: null,
   },
   relay: {
