@@ -6,6 +6,7 @@ import { renderGraphiQL } from "@graphql-yoga/render-graphiql";
 import { createLogger, createYoga, maskError, type Plugin } from "graphql-yoga";
 import { createApiKeyVerifier } from "./auth/api-key-verifier.js";
 import { loadSecrets } from "./auth/secrets.js";
+import { createServiceCredentialAuth } from "./auth/service-credentials.js";
 import { authenticateBearer, bearerToken } from "./auth/sessions.js";
 import { createSessionTokens } from "./auth/session-token.js";
 import type { Config } from "./config.js";
@@ -70,6 +71,11 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     secrets,
     tokens: createSessionTokens({ secret: secrets.jwtSecret, issuer: config.jwt.issuer, audience: config.jwt.audience }),
     now,
+    serviceCredentials: createServiceCredentialAuth({
+      prisma: database.prisma,
+      pubsub: pubsubHandle.pubsub,
+      hashKey: secrets.apiKeyHashSecret,
+    }),
     apiKeyVerifier: createApiKeyVerifier({
       prisma: database.prisma,
       pubsub: pubsubHandle.pubsub,
@@ -80,7 +86,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   };
 
   const liveQueries = createLiveQueries(services.pubsub);
-  const sessionStreams = createSessionStreams(services.pubsub);
+  const sessionStreams = createSessionStreams(services.pubsub, services.now);
   const yoga = createYoga<YogaServerContext, Context>({
     schema: buildSchema(),
     logging: logger,
@@ -185,6 +191,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       await yoga.dispose();
       await Promise.all([liveQueries.close(), sessionStreams.close()]);
       await services.apiKeyVerifier.close();
+      await services.serviceCredentials.close();
       await pubsubHandle.close();
       await database.close();
     },

@@ -23,7 +23,7 @@ const envSchema = z.object({
     .min(32, "API_KEY_HASH_SECRET must be at least 32 characters (256 bits)")
     .optional(),
   API_KEY_ENVIRONMENT: z.enum(["live", "test"]).default("live"),
-  SEED_DEMO: booleanFlag.default(true),
+  SEED_DEMO: booleanFlag.optional(),
   DEMO_PASSWORD: z.string().min(12).optional(),
   ADMIN_EMAIL: z.string().email().optional(),
   ADMIN_USERNAME: z.string().min(3).optional(),
@@ -76,7 +76,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     redisChannelPrefix: e.REDIS_CHANNEL_PREFIX,
     jwt: { secret: e.JWT_SECRET, issuer: e.JWT_ISSUER, audience: e.JWT_AUDIENCE, ttlSeconds: e.SESSION_TTL_SECONDS },
     apiKeys: { hashSecret: e.API_KEY_HASH_SECRET, environment: e.API_KEY_ENVIRONMENT },
-    seedDemo: e.SEED_DEMO,
+    // Demo accounts on a real server would be a door left open: there it is opt-in.
+    seedDemo: e.SEED_DEMO ?? e.DATABASE_URL === undefined,
     demoPassword: e.DEMO_PASSWORD,
     admin:
       e.ADMIN_EMAIL && e.ADMIN_PASSWORD

@@ -1,3 +1,4 @@
+import type { ServiceCredentialAuth } from "./auth/service-credentials.js";
 import type { Config } from "./config.js";
 import type { PrismaClient } from "./db/index.js";
 import type { Role } from "./generated/prisma/enums.js";
@@ -17,6 +18,8 @@ export interface Services {
   now: () => Date;
   /** Verifies API-key secrets through a cache invalidated over the pub/sub. */
   apiKeyVerifier: ApiKeyVerifier;
+  /** Authenticates the gateway's `pps_…` bearer secrets (cached; revocation clears it everywhere). */
+  serviceCredentials: ServiceCredentialAuth;
 }
 
 /** A signed-in user, as their session token and the stored session say. */
@@ -26,6 +29,8 @@ export interface Viewer {
   role: Role;
   partnerId: string | null;
   sessionId: string;
+  /** When the session ends by itself; open streams end then too. */
+  sessionExpiresAt: Date;
 }
 
 /** A machine caller (the company's API gateway) authenticated by a service credential. */

@@ -1,6 +1,7 @@
 import { loadSecrets } from "./auth/secrets.js";
 import { loadConfig } from "./config.js";
 import { openDatabase } from "./db/index.js";
+import { createAppPubSub } from "./realtime/pubsub.js";
 import {
   issueServiceCredential,
   revokeServiceCredentialById,
@@ -10,7 +11,7 @@ import {
 
 const USAGE = `Usage:
   npm run service-credential -- create <name>   prints the new credential's secret (shown once)
-  npm run service-credential -- revoke <name>   the credential is refused from the next request on
+  npm run service-credential -- revoke <name>   refused at once with REDIS_URL, else within 30 s
   npm run service-credential -- list
 
 Uses the same DATABASE_URL / DATA_DIR and API_KEY_HASH_SECRET as the server. With the embedded
@@ -71,6 +72,12 @@ async function main(): Promise<number> {
       return 1;
     }
     const revoked = await revokeServiceCredentialById(prisma, { id: credential.id, now: new Date(), actorUserId: null });
+    if (config.redisUrl) {
+      // Running instances drop their cached trust at once; without Redis they do within 30 s.
+      const { pubsub, close } = createAppPubSub({ redisUrl: config.redisUrl, channelPrefix: config.redisChannelPrefix });
+      pubsub.publish("serviceCredential:revoked", { credentialId: credential.id });
+      await close();
+    }
     console.error(revoked ? `Revoked "${name}".` : `"${name}" was already revoked.`);
     return 0;
   } finally {

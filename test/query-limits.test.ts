@@ -58,3 +58,18 @@ describe("page sizes", () => {
     expect(response.data!.partners.edges).toHaveLength(100);
   });
 });
+
+describe("password checks", () => {
+  it("refuses an operation that tries several logins at once (password spraying by aliases)", async () => {
+    const attempts = ["one", "two", "three"]
+      .map((guess, i) => `a${i}: login(input: { login: "someone", password: "${guess}-guess-password" }) { token }`)
+      .join(" ");
+    const response = await server.gql(`mutation { ${attempts} }`);
+    expect(errorCodes(response)).toEqual(["GRAPHQL_VALIDATION_FAILED"]);
+    const viaFragment = await server.gql(
+      `mutation { ...Twice } fragment Twice on Mutation { a: login(input: { login: "x", password: "p-p-p-p-p-p" }) { token } b: signUp(input: { username: "x", email: "x@example.com", password: "p-p-p-p-p-p" }) { token } }`,
+    );
+    expect(errorCodes(viaFragment)).toEqual(["GRAPHQL_VALIDATION_FAILED"]);
+    expect(await server.app.services.prisma.user.count({ where: { username: "x" } })).toBe(0);
+  });
+});

@@ -1,5 +1,4 @@
 import type { ServiceCaller, Services, Viewer } from "../context.js";
-import { hashSecret, parseSecret } from "./api-key-secret.js";
 
 export interface StartedSession {
   token: string;
@@ -45,7 +44,7 @@ export async function authenticateSessionToken(services: Services, token: string
   });
   if (!session || session.revokedAt || session.expiresAt <= services.now()) return null;
   if (session.user.id !== claims.userId) return null;
-  return { ...session.user, sessionId: claims.sessionId };
+  return { ...session.user, sessionId: claims.sessionId, sessionExpiresAt: session.expiresAt };
 }
 
 /** The token in an `Authorization: Bearer <token>` header (or graphql-ws connectionParams). */
@@ -64,13 +63,8 @@ export async function authenticateBearer(
   token: string,
 ): Promise<{ viewer: Viewer | null; service: ServiceCaller | null } | null> {
   if (token.startsWith("pps_")) {
-    if (!parseSecret(token)) return null;
-    const credential = await services.prisma.serviceCredential.findUnique({
-      where: { secretHash: hashSecret(services.secrets.apiKeyHashSecret, token) },
-      select: { id: true, name: true, revokedAt: true },
-    });
-    if (!credential || credential.revokedAt) return null;
-    return { viewer: null, service: { id: credential.id, name: credential.name } };
+    const service = await services.serviceCredentials.authenticate(token);
+    return service ? { viewer: null, service } : null;
   }
   const viewer = await authenticateSessionToken(services, token);
   return viewer ? { viewer, service: null } : null;
@@ -82,7 +76,8 @@ export async function authenticateBearer(
  */
 export async function endAllSessions(services: Services, userId: string): Promise<number> {
   const open = await services.prisma.session.findMany({
-    where: { userId, revokedAt: null, expiresAt: { gt: services.now() } },
+    // Expired sessions too: a stream opened before the expiry may still be running.
+    where: { userId, revokedAt: null },
     select: { id: true },
   });
   await Promise.all(open.map((session) => endSession(services, session.id)));

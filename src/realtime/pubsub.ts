@@ -11,6 +11,8 @@ import type { HttpMethod } from "../generated/prisma/enums.js";
 export type PubSubChannels = {
   /** auth: a session ended (logout); every instance closes that session's WebSockets. */
   "session:revoked": [payload: { sessionId: string }];
+  /** auth/service-credentials: a credential was revoked; every instance drops its cached trust. */
+  "serviceCredential:revoked": [payload: { credentialId: string }];
   /**
    * auth/api-key-verifier: a key was rotated or revoked (apiKeyId), or a partner's status changed
    * (partnerId); every instance drops those keys from its verification cache.

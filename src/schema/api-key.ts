@@ -162,7 +162,12 @@ builder.prismaObjectField(PartnerOrganization, "apiKeys", (t) =>
     cursor: "id",
     description: "The partner's keys, newest first; revoked ones only when asked.",
     args: { includeRevoked: t.arg.boolean({ required: false, defaultValue: false }) },
-    query: (args) => ({ where: args.includeRevoked ? {} : { revokedAt: null }, orderBy: newestFirst }),
+    // Filtered by the viewer too: the gateway reaches a partner through one verified key and must
+    // not list the partner's other keys from there.
+    query: (args, ctx) => ({
+      where: { AND: [apiKeysVisibleTo(ctx.viewer), args.includeRevoked ? {} : { revokedAt: null }] },
+      orderBy: newestFirst,
+    }),
   }),
 );
 

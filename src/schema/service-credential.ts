@@ -150,6 +150,7 @@ builder.mutationFields((t) => ({
       const exists = await ctx.prisma.serviceCredential.count({ where: { id: args.id.id } });
       if (!exists) throw notFound("No such service credential");
       await revokeServiceCredentialById(ctx.prisma, { id: args.id.id, now: ctx.services.now(), actorUserId: ctx.viewer.id });
+      ctx.services.serviceCredentials.revoked(args.id.id);
       return ctx.prisma.serviceCredential.findUniqueOrThrow({ ...query, where: { id: args.id.id } });
     },
   }),

@@ -1,0 +1,64 @@
+import type { ServiceCaller } from "../context.js";
+import type { PrismaClient } from "../db/index.js";
+import type { AppPubSub } from "../realtime/pubsub.js";
+import { hashSecret, parseSecret } from "./api-key-secret.js";
+
+/**
+ * How long an authenticated credential is trusted without asking the database. Revocation
+ * through the API (or the CLI with REDIS_URL) clears every instance's cache at once; this only
+ * bounds staleness when that message cannot arrive (the CLI without Redis).
+ */
+const TRUST_MS = 30_000;
+/** Unknown secrets are remembered briefly, so a retry storm with a bad credential stays off the database. */
+const UNKNOWN_MS = 10_000;
+const MAX_ENTRIES = 1_000;
+
+export interface ServiceCredentialAuth {
+  /** The credential a `pps_…` bearer secret belongs to, or null when it is unknown, malformed or revoked. */
+  authenticate(secret: string): Promise<ServiceCaller | null>;
+  /** After a revocation has committed: every instance forgets what it trusted. */
+  revoked(credentialId: string): void;
+  close(): Promise<void>;
+}
+
+/**
+ * The gateway sends its credential with every verification and ingest call, so authenticating it
+ * is on the hot path: answers are cached by the secret's keyed hash.
+ */
+export function createServiceCredentialAuth(options: {
+  prisma: PrismaClient;
+  pubsub: AppPubSub;
+  hashKey: Uint8Array;
+}): ServiceCredentialAuth {
+  const cache = new Map<string, { caller: ServiceCaller | null; at: number }>();
+  const revocations = options.pubsub.subscribe("serviceCredential:revoked");
+  const listening = (async () => {
+    for await (const _ of revocations) cache.clear();
+  })();
+
+  return {
+    async authenticate(secret) {
+      if (parseSecret(secret)?.kind !== "pps") return null;
+      const hash = hashSecret(options.hashKey, secret);
+      const hit = cache.get(hash);
+      if (hit && performance.now() - hit.at < (hit.caller ? TRUST_MS : UNKNOWN_MS)) return hit.caller;
+      const row = await options.prisma.serviceCredential.findUnique({
+        where: { secretHash: hash },
+        select: { id: true, name: true, revokedAt: true },
+      });
+      const caller = row && !row.revokedAt ? { id: row.id, name: row.name } : null;
+      if (cache.size >= MAX_ENTRIES) cache.clear();
+      cache.set(hash, { caller, at: performance.now() });
+      return caller;
+    },
+    revoked(credentialId) {
+      // Here at once (the message may travel through Redis first), and on every other instance.
+      cache.clear();
+      options.pubsub.publish("serviceCredential:revoked", { credentialId });
+    },
+    async close() {
+      await revocations.return?.();
+      await listening.catch(() => {});
+    },
+  };
+}
