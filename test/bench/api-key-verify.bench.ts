@@ -84,7 +84,10 @@ export default async function run(): Promise<void> {
     );
     const reads = apiKeyVerifier.stats.databaseReads - readsBefore;
     console.log(`key lookups in the database during the runs: ${reads} (cache hits: ${apiKeyVerifier.stats.cacheHits})`);
-    console.log("note: over HTTP each request also authenticates its service credential (one database read, src/auth/sessions.ts).");
+    console.log(
+      "note: client and server share this process, so the HTTP figures include the client's own cost;\n" +
+        "      the gateway's credential is authenticated from a cache too (src/auth/service-credentials.ts).",
+    );
     await apiKeyVerifier.idle();
   } finally {
     await server.close();
