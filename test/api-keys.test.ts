@@ -47,7 +47,6 @@ const READS = /* GraphQL */ `
 
 let clock = new Date("2027-03-01T09:00:00Z");
 let server: TestServer;
-let partnerId: string;
 let partnerGid: string;
 let admin: SignedInUser;
 let partnerAdmin: SignedInUser;
@@ -60,7 +59,6 @@ beforeAll(async () => {
   const prisma = server.app.services.prisma;
   const partner = await prisma.partnerOrganization.create({ data: { name: "Acme" } });
   const other = await prisma.partnerOrganization.create({ data: { name: "Other" } });
-  partnerId = partner.id;
   partnerGid = encodeGlobalID("PartnerOrganization", partner.id);
   admin = await createUser(server, "keys-admin", "admin");
   support = await createUser(server, "keys-support", "support");

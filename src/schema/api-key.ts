@@ -5,10 +5,10 @@ import type { Context, Viewer } from "../context.js";
 import type { Prisma } from "../db/index.js";
 import { invalidateLive, liveKey } from "../realtime/live-queries.js";
 import type { User as UserRow } from "../generated/prisma/client.js";
-import { builder, isStaff, memberPartnerId } from "./builder.js";
+import { builder } from "./builder.js";
 import { badInput, conflict, isUniqueViolation, notFound, unauthenticated } from "./errors.js";
 import { PartnerOrganization, partnerIdVisibleTo, partnerReadScopes } from "./partner.js";
-import { User } from "./user.js";
+import { readableUser, User } from "./user.js";
 import "./service-credential.js";
 
 /**
@@ -59,17 +59,6 @@ const auditEventsVisibleTo = (viewer: Viewer | null): Prisma.AuditEventWhereInpu
 
 /** A parent row whose `select` loaded the named user relation (Pothos does not type it). */
 type WithUser<K extends string> = Record<K, UserRow | null>;
-
-/** The user when the viewer may read them (the rule of User's authScopes), else null. */
-function readableUser<T extends { id: string; partnerId: string | null }>(ctx: Context, user: T | null): T | null {
-  if (!user) return null;
-  const readable =
-    isStaff(ctx.viewer) ||
-    ctx.viewer?.id === user.id ||
-    ctx.authenticatedNow.has(user.id) ||
-    (user.partnerId !== null && memberPartnerId(ctx.viewer) === user.partnerId);
-  return readable ? user : null;
-}
 
 const newestFirst = [{ createdAt: "desc" }, { id: "desc" }] satisfies Prisma.ApiKeyOrderByWithRelationInput[];
 

@@ -27,6 +27,20 @@ export const userReadScopes = (user: { id: string; partnerId: string | null }) =
   partnerMember: user.partnerId ?? "",
 });
 
+/**
+ * The same rule for a user row already loaded (a relation whose target decides): the user when
+ * the viewer may read them, else null, so such relations answer null instead of an error.
+ */
+export function readableUser<T extends { id: string; partnerId: string | null }>(ctx: Context, user: T | null): T | null {
+  if (!user) return null;
+  const readable =
+    isStaff(ctx.viewer) ||
+    ctx.viewer?.id === user.id ||
+    ctx.authenticatedNow.has(user.id) ||
+    (user.partnerId !== null && memberPartnerId(ctx.viewer) === user.partnerId);
+  return readable ? user : null;
+}
+
 /** The users the viewer may read, as a `where`. */
 export function userVisibleTo(ctx: Context): Prisma.UserWhereInput {
   if (isStaff(ctx.viewer)) return {};
