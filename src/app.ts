@@ -18,7 +18,7 @@ import { createAppPubSub } from "./realtime/pubsub.js";
 import { createSessionStreams } from "./realtime/session-streams.js";
 import { attachWebSockets, connectionToken } from "./realtime/websocket.js";
 import { buildSchema } from "./schema/index.js";
-import { clientError, unauthenticated } from "./schema/errors.js";
+import { clientError, nulCharacterError, operationContainsNul, unauthenticated } from "./schema/errors.js";
 
 const GRAPHIQL_DEFAULT_QUERY = `# Sign in, then put the token in the Headers tab:
 #   { "Authorization": "Bearer <token>" }
@@ -97,6 +97,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     // Session streams wrap what the live-query store returns, so logout also ends `@live` streams.
     plugins: [
       limitRequestSize(MAX_REQUEST_BYTES),
+      refuseNulCharacters(),
       ...queryLimitPlugins(),
       codeVariableErrors(),
       liveQueries.plugin,
@@ -228,6 +229,22 @@ function codeVariableErrors(): Plugin {
         });
       },
     }),
+  };
+}
+
+/** Refuses operations whose string literals or variables carry U+0000, over every transport. */
+function refuseNulCharacters(): Plugin {
+  return {
+    onExecute({ args, setResultAndStopExecution }) {
+      if (operationContainsNul(args.document, args.variableValues)) {
+        setResultAndStopExecution({ errors: [nulCharacterError()] });
+      }
+    },
+    onSubscribe({ args, setResultAndStopExecution }) {
+      if (operationContainsNul(args.document, args.variableValues)) {
+        setResultAndStopExecution({ errors: [nulCharacterError()] });
+      }
+    },
   };
 }
 

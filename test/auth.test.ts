@@ -141,3 +141,15 @@ describe("bad input", () => {
     expect(stored.password).toMatch(/^\$argon2id\$v=19\$m=19456,t=2,p=1\$/);
   });
 });
+
+describe("the NUL character", () => {
+  it("is refused with BAD_USER_INPUT, in variables and in the operation's text, and nothing is stored", async () => {
+    const inVariables = await server.gql(SIGN_UP, { input: { username: "nul", email: "nul@example.com", password: `${password}\u0000` } });
+    expect(errorCodes(inVariables)).toEqual(["BAD_USER_INPUT"]);
+    const inText = await server.gql(
+      `mutation { signUp(input: { username: "nul", email: "nul@example.com", password: "a long enough pass\\u0000word" }) { token } }`,
+    );
+    expect(errorCodes(inText)).toEqual(["BAD_USER_INPUT"]);
+    expect(await server.app.services.prisma.user.count({ where: { username: "nul" } })).toBe(0);
+  });
+});

@@ -1,4 +1,4 @@
-import { GraphQLError } from "graphql";
+import { GraphQLError, Kind, visit, type DocumentNode } from "graphql";
 
 /** The stable `extensions.code` values clients can act on. Anything else is masked. */
 export type ErrorCode =
@@ -28,4 +28,30 @@ export const conflict = (message: string, extensions?: Record<string, unknown>) 
 /** Prisma's unique-constraint violation, raised when a concurrent write won the race. */
 export function isUniqueViolation(error: unknown): boolean {
   return typeof error === "object" && error !== null && (error as { code?: unknown }).code === "P2002";
+}
+
+/**
+ * PostgreSQL text cannot hold U+0000, so input carrying it would fail deep in the database as an
+ * unexpected error. It is refused up front instead, as the client's mistake.
+ */
+export function containsNulCharacter(value: unknown): boolean {
+  if (typeof value === "string") return value.includes("\u0000");
+  if (Array.isArray(value)) return value.some(containsNulCharacter);
+  if (value && typeof value === "object") return Object.values(value).some(containsNulCharacter);
+  return false;
+}
+
+export const nulCharacterError = () => badInput("Text may not contain the NUL character (U+0000)");
+
+/** Whether a parsed operation (its string literals) or its variables carry U+0000. */
+export function operationContainsNul(document: DocumentNode, variables: unknown): boolean {
+  let found = containsNulCharacter(variables);
+  if (!found) {
+    visit(document, {
+      [Kind.STRING]: (node) => {
+        if (node.value.includes("\u0000")) found = true;
+      },
+    });
+  }
+  return found;
 }
