@@ -9,8 +9,8 @@ export { GraphQLLiveDirective };
 
 /**
  * A `@live` query is re-run at most this often however many invalidations arrive (a flood of
- * ingested events costs each live query one execution per interval). Clients may ask for a longer
- * interval with `@live(throttle: ms)`, never a shorter one.
+ * ingested events costs each live query one execution per interval): this instance passes its
+ * invalidations to the store at most once per interval, all keys of the interval together.
  */
 export const LIVE_THROTTLE_MS = 1000;
 
@@ -41,16 +41,35 @@ export interface LiveQueries {
  */
 export function createLiveQueries(pubsub: AppPubSub): LiveQueries {
   const store = new InMemoryLiveQueryStore({
-    validateThrottleValue: (requested) => Math.max(requested ?? LIVE_THROTTLE_MS, LIVE_THROTTLE_MS),
+    // The store's own per-query throttle checks Date.now() inside a timer that can fire a little
+    // early under load, and then drops the update for good; invalidations are throttled below
+    // instead, so `@live(throttle:)` is ignored.
+    validateThrottleValue: () => undefined,
   });
+  const pending = new Set<string>();
+  let timer: NodeJS.Timeout | undefined;
+  let lastFlushAt = -Infinity;
+  const flush = () => {
+    timer = undefined;
+    lastFlushAt = performance.now();
+    const keys = [...pending];
+    pending.clear();
+    void store.invalidate(keys);
+  };
   const invalidations = pubsub.subscribe("live:invalidate");
   const listening = (async () => {
-    for await (const { keys } of invalidations) await store.invalidate(keys);
+    for await (const { keys } of invalidations) {
+      for (const key of keys) pending.add(key);
+      // The first invalidation after a quiet interval goes through at once; later ones wait for
+      // the interval to end and go together.
+      timer ??= setTimeout(flush, Math.max(0, lastFlushAt + LIVE_THROTTLE_MS - performance.now()));
+    }
   })();
   return {
     // @envelop/live-query declares the store type of its own (older) copy; the API it uses is the same.
     plugin: useLiveQuery({ liveQueryStore: store as unknown as UseLiveQueryOptions["liveQueryStore"] }) as Plugin,
     async close() {
+      clearTimeout(timer);
       await invalidations.return?.();
       await listening.catch(() => {});
     },
