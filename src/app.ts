@@ -5,6 +5,7 @@ import { PothosValidationError } from "@pothos/core";
 import { renderGraphiQL } from "@graphql-yoga/render-graphiql";
 import { createLogger, createYoga, maskError, type Plugin } from "graphql-yoga";
 import { createApiKeyVerifier } from "./auth/api-key-verifier.js";
+import { createLoginThrottle } from "./auth/login-throttle.js";
 import { loadSecrets } from "./auth/secrets.js";
 import { createServiceCredentialAuth } from "./auth/service-credentials.js";
 import { authenticateBearer, bearerToken } from "./auth/sessions.js";
@@ -71,6 +72,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     secrets,
     tokens: createSessionTokens({ secret: secrets.jwtSecret, issuer: config.jwt.issuer, audience: config.jwt.audience }),
     now,
+    loginThrottle: createLoginThrottle({ redisUrl: config.redisUrl, keyPrefix: config.redisChannelPrefix }),
     serviceCredentials: createServiceCredentialAuth({
       prisma: database.prisma,
       pubsub: pubsubHandle.pubsub,
@@ -125,7 +127,8 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
         : bearerToken(initial.request.headers.get("authorization"));
       const caller = token ? await authenticateBearer(services, token) : { viewer: null, service: null };
       if (!caller) throw unauthenticated("The token is invalid, or its session or credential has ended");
-      return { services, prisma: services.prisma, ...caller, request, authenticatedNow: new Set() };
+      const clientAddress = initial.req?.socket.remoteAddress ?? null;
+      return { services, prisma: services.prisma, ...caller, request, clientAddress, authenticatedNow: new Set() };
     },
   });
 
@@ -193,6 +196,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       await Promise.all([liveQueries.close(), sessionStreams.close()]);
       await services.apiKeyVerifier.close();
       await services.serviceCredentials.close();
+      await services.loginThrottle.close();
       await pubsubHandle.close();
       await database.close();
     },

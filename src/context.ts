@@ -1,3 +1,4 @@
+import type { LoginThrottle } from "./auth/login-throttle.js";
 import type { ServiceCredentialAuth } from "./auth/service-credentials.js";
 import type { Config } from "./config.js";
 import type { PrismaClient } from "./db/index.js";
@@ -18,6 +19,8 @@ export interface Services {
   now: () => Date;
   /** Verifies API-key secrets through a cache invalidated over the pub/sub. */
   apiKeyVerifier: ApiKeyVerifier;
+  /** Counts failed sign-ins per login and address (in Redis when REDIS_URL is set). */
+  loginThrottle: LoginThrottle;
   /** Authenticates the gateway's `pps_…` bearer secrets (cached; revocation clears it everywhere). */
   serviceCredentials: ServiceCredentialAuth;
 }
@@ -46,6 +49,8 @@ export interface Context {
   service: ServiceCaller | null;
   /** The HTTP request; null over WebSockets. */
   request: Request | null;
+  /** The peer's address (the socket's; a proxy in front is seen as the peer). */
+  clientAddress: string | null;
   /**
    * Users who proved their password in this request (signUp/login). They may read their own
    * fields in the mutation's payload; it grants nothing else.

@@ -1,6 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { LOGIN_FAILURES_PER_ACCOUNT } from "../src/auth/login-throttle.js";
 import { SESSION_ENDED_CLOSE_CODE } from "../src/realtime/websocket.js";
-import { errorCodes, startTestServer, type TestServer } from "./support/server.js";
+import { randomBytes } from "node:crypto";
+import { TEST_DATABASE_URL, TEST_REDIS_URL } from "./support/database.js";
+import { errorCodes, sharedSecrets, startTestServer, type TestServer } from "./support/server.js";
 
 const SIGN_UP = /* GraphQL */ `
   mutation SignUp($input: SignUpInput!) {
@@ -44,7 +47,8 @@ describe("sign-up, login, viewer, logout", () => {
     const viewer = await server.gql(VIEWER, {}, token);
     expect(viewer.data!.viewer).toMatchObject({ username: "Ada", email: "ada@example.com" });
 
-    const ws = server.ws({ lazy: false, connectionParams: { authorization: `Bearer ${token}` } });
+    // The close is expected; keep the client from reporting it as an error.
+    const ws = server.ws({ lazy: false, onNonLazyError: () => {}, connectionParams: { authorization: `Bearer ${token}` } });
     const overWs = await new Promise<unknown>((resolve, reject) => {
       ws.subscribe({ query: VIEWER }, { next: resolve, error: reject, complete: () => {} });
     });
@@ -151,5 +155,50 @@ describe("the NUL character", () => {
     );
     expect(errorCodes(inText)).toEqual(["BAD_USER_INPUT"]);
     expect(await server.app.services.prisma.user.count({ where: { username: "nul" } })).toBe(0);
+  });
+});
+
+describe("failed sign-ins", () => {
+  it("refuses a login with RATE_LIMITED after 10 failures from one address, even with the right password, and no other login", async () => {
+    await server.gql(SIGN_UP, { input: { username: "targeted", email: "targeted@example.com", password } });
+    for (let attempt = 0; attempt < LOGIN_FAILURES_PER_ACCOUNT; attempt++) {
+      const wrong = await server.gql(LOGIN, { input: { login: "targeted", password: `wrong guess ${attempt}` } });
+      expect(errorCodes(wrong)).toEqual(["UNAUTHENTICATED"]);
+    }
+    const locked = await server.gql(LOGIN, { input: { login: "TARGETED", password } });
+    expect(errorCodes(locked)).toEqual(["RATE_LIMITED"]);
+    expect(locked.status).toBe(429);
+    expect(locked.errors![0]!.extensions!.retryAfterSeconds).toBeGreaterThan(0);
+    expect(locked.data?.login ?? null).toBeNull();
+
+    // Another account from the same address still signs in, and a success clears its own count.
+    await server.gql(SIGN_UP, { input: { username: "bystander", email: "bystander@example.com", password } });
+    for (let attempt = 0; attempt < LOGIN_FAILURES_PER_ACCOUNT - 1; attempt++) {
+      await server.gql(LOGIN, { input: { login: "bystander", password: "not it at all" } });
+    }
+    expect(errorCodes(await server.gql(LOGIN, { input: { login: "bystander", password } }))).toEqual([]);
+    expect(errorCodes(await server.gql(LOGIN, { input: { login: "bystander", password: "not it at all" } }))).toEqual([
+      "UNAUTHENTICATED",
+    ]);
+    expect(errorCodes(await server.gql(LOGIN, { input: { login: "bystander", password } }))).toEqual([]);
+  });
+});
+
+describe.skipIf(!TEST_REDIS_URL || !TEST_DATABASE_URL)("failed sign-ins across instances", () => {
+  it("counts them in Redis, so a second instance refuses too", async () => {
+    const env = { ...sharedSecrets(), REDIS_CHANNEL_PREFIX: `pp-test-${randomBytes(6).toString("hex")}:` };
+    const first = await startTestServer({ env, redis: true });
+    const database = { url: first.config.databaseUrl, drop: async () => {} };
+    const second = await startTestServer({ env, redis: true, database });
+    try {
+      await first.gql(SIGN_UP, { input: { username: "shared-target", email: "shared@example.com", password } });
+      for (let attempt = 0; attempt < LOGIN_FAILURES_PER_ACCOUNT; attempt++) {
+        await first.gql(LOGIN, { input: { login: "shared-target", password: `wrong ${attempt}` } });
+      }
+      expect(errorCodes(await second.gql(LOGIN, { input: { login: "shared-target", password } }))).toEqual(["RATE_LIMITED"]);
+    } finally {
+      await second.close();
+      await first.close();
+    }
   });
 });

@@ -4,7 +4,7 @@ import { endAllSessions, endSession, startSession } from "../auth/sessions.js";
 import type { Context } from "../context.js";
 import type { Prisma } from "../generated/prisma/client.js";
 import { builder, isStaff, memberPartnerId } from "./builder.js";
-import { badInput, conflict, isUniqueViolation, notFound, unauthenticated } from "./errors.js";
+import { badInput, clientError, conflict, isUniqueViolation, notFound, unauthenticated } from "./errors.js";
 import { PartnerOrganization, partnerReadScopes } from "./partner.js";
 
 export const Role = builder.enumType("Role", {
@@ -184,9 +184,17 @@ builder.mutationFields((t) => ({
 
   login: t.field({
     type: AuthPayload,
-    description: "Signs in with a username or email and a password.",
+    description:
+      "Signs in with a username or email and a password. After 10 failures for one login from one address (or 100 from one address) within 15 minutes, attempts are refused with RATE_LIMITED for up to 15 minutes.",
     args: { input: t.arg({ type: LoginInput }) },
     resolve: async (_root, { input }, ctx) => {
+      const throttle = ctx.services.loginThrottle;
+      const retryAfterSeconds = await throttle.retryAfter(input.login, ctx.clientAddress);
+      if (retryAfterSeconds > 0) {
+        throw clientError("RATE_LIMITED", `Too many failed sign-ins; try again in ${retryAfterSeconds} seconds`, {
+          retryAfterSeconds,
+        });
+      }
       const user = await ctx.prisma.user.findFirst({
         where: input.login.includes("@")
           ? { email: input.login.toLowerCase() }
@@ -197,7 +205,11 @@ builder.mutationFields((t) => ({
         ? await verifyPassword(user.password, input.password)
         : await verifyAgainstDecoy(input.password);
       // One answer for an unknown login and a wrong password, so neither reveals which accounts exist.
-      if (!user || !valid) throw unauthenticated("Invalid login or password");
+      if (!user || !valid) {
+        await throttle.failed(input.login, ctx.clientAddress);
+        throw unauthenticated("Invalid login or password");
+      }
+      await throttle.succeeded(input.login, ctx.clientAddress);
       ctx.authenticatedNow.add(user.id);
       return { ...(await startSession(ctx.services, user.id, userAgent(ctx))), user };
     },
