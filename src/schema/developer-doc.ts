@@ -5,6 +5,7 @@ import { invalidateLive, liveKey } from "../realtime/live-queries.js";
 import { builder, isStaff, memberPartnerId } from "./builder.js";
 import { badInput, conflict, isUniqueViolation, notFound } from "./errors.js";
 import { PartnerOrganization, partnerReadScopes } from "./partner.js";
+import { containsText } from "./text-search.js";
 
 // Who may read a doc: a published doc with no partner is public (even signed out); a published
 // doc of a partner is readable by staff and that partner's members; a draft only by staff.
@@ -104,8 +105,8 @@ function docsWhere(ctx: Context, args: DocFilters, partnerId?: string): Prisma.D
       args.search
         ? {
             OR: [
-              { title: { contains: args.search, mode: "insensitive" } },
-              { content: { contains: args.search, mode: "insensitive" } },
+              { title: containsText(args.search) },
+              { content: containsText(args.search) },
             ],
           }
         : {},
@@ -130,7 +131,7 @@ builder.queryFields((t) => ({
         includeDrafts: t.arg.boolean({ required: false, description: "Staff only; ignored for everyone else." }),
         search: t.arg.string({
           required: false,
-          description: "Matches part of the title or content, ignoring case.",
+          description: "Matches part of the title or content literally (no wildcards), ignoring case.",
           validate: search,
         }),
       },
@@ -178,7 +179,11 @@ builder.prismaObjectField(PartnerOrganization, "developerDocs", (t) =>
     args: {
       apiVersion: t.arg.string({ required: false, validate: apiVersion }),
       includeDrafts: t.arg.boolean({ required: false, description: "Staff only; ignored for everyone else." }),
-      search: t.arg.string({ required: false, validate: search }),
+      search: t.arg.string({
+        required: false,
+        description: "Matches part of the title or content literally (no wildcards), ignoring case.",
+        validate: search,
+      }),
     },
     query: (args, ctx) => ({ where: docsWhere(ctx, args), orderBy: DOC_ORDER }),
   }),

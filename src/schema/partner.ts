@@ -4,6 +4,7 @@ import type { Prisma } from "../generated/prisma/client.js";
 import { invalidateLive, liveKey } from "../realtime/live-queries.js";
 import { builder, isStaff, memberPartnerId } from "./builder.js";
 import { badInput, notFound } from "./errors.js";
+import { containsText } from "./text-search.js";
 
 export const PartnerStatus = builder.enumType("PartnerStatus", {
   values: {
@@ -75,7 +76,7 @@ function partnersWhere(
     AND: [
       partnerVisibleTo(ctx.viewer),
       args.status ? { status: args.status } : {},
-      args.search ? { name: { contains: args.search, mode: "insensitive" } } : {},
+      args.search ? { name: containsText(args.search) } : {},
     ],
   };
 }
@@ -91,7 +92,7 @@ builder.queryFields((t) => ({
         status: t.arg({ type: PartnerStatus, required: false }),
         search: t.arg.string({
           required: false,
-          description: "Matches part of the name, ignoring case.",
+          description: "Matches part of the name literally (no wildcards), ignoring case.",
           validate: partnerSearch,
         }),
       },
