@@ -5,6 +5,7 @@ import { PothosValidationError } from "@pothos/core";
 import { renderGraphiQL } from "@graphql-yoga/render-graphiql";
 import { createLogger, createYoga, maskError, type Plugin } from "graphql-yoga";
 import { createApiKeyVerifier } from "./auth/api-key-verifier.js";
+import { clientAddressResolver } from "./auth/client-address.js";
 import { createLoginThrottle } from "./auth/login-throttle.js";
 import { loadSecrets } from "./auth/secrets.js";
 import { createServiceCredentialAuth } from "./auth/service-credentials.js";
@@ -72,7 +73,11 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     secrets,
     tokens: createSessionTokens({ secret: secrets.jwtSecret, issuer: config.jwt.issuer, audience: config.jwt.audience }),
     now,
-    loginThrottle: createLoginThrottle({ redisUrl: config.redisUrl, keyPrefix: config.redisChannelPrefix }),
+    loginThrottle: createLoginThrottle({
+      redisUrl: config.redisUrl,
+      keyPrefix: config.redisChannelPrefix,
+      onRedisError: (error) => logger.warn(`Sign-in throttle: Redis unavailable, counting in process (${error.message})`),
+    }),
     serviceCredentials: createServiceCredentialAuth({
       prisma: database.prisma,
       pubsub: pubsubHandle.pubsub,
@@ -87,6 +92,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     }),
   };
 
+  const clientAddressOf = clientAddressResolver(config.trustProxy);
   const liveQueries = createLiveQueries(services.pubsub);
   const sessionStreams = createSessionStreams(services.pubsub, services.now);
   const yoga = createYoga<YogaServerContext, Context>({
@@ -127,7 +133,8 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
         : bearerToken(initial.request.headers.get("authorization"));
       const caller = token ? await authenticateBearer(services, token) : { viewer: null, service: null };
       if (!caller) throw unauthenticated("The token is invalid, or its session or credential has ended");
-      const clientAddress = initial.req?.socket.remoteAddress ?? null;
+      // Over WebSockets `req` is the upgrade request.
+      const clientAddress = clientAddressOf(initial.req);
       return { services, prisma: services.prisma, ...caller, request, clientAddress, authenticatedNow: new Set() };
     },
   });

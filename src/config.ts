@@ -1,8 +1,30 @@
+import proxyAddr from "proxy-addr";
 import { z } from "zod";
 
 const booleanFlag = z
   .enum(["true", "false", "1", "0", "yes", "no"])
   .transform((value) => value === "true" || value === "1" || value === "yes");
+
+/**
+ * Which proxies' X-Forwarded-For to believe: false (the socket's peer is the client), a hop count
+ * (`true` is one hop), or trusted proxy addresses and subnets (`loopback`, `10.0.0.0/8`, ...).
+ */
+export type TrustProxy = false | number | string[];
+
+const trustProxy = z.string().transform((value, ctx): TrustProxy => {
+  const text = value.trim().toLowerCase();
+  if (text === "false" || text === "0") return false;
+  if (text === "true") return 1;
+  if (/^\d+$/.test(text)) return Number(text);
+  const addresses = text.split(",").map((entry) => entry.trim());
+  try {
+    proxyAddr.compile(addresses);
+    return addresses;
+  } catch (error) {
+    ctx.addIssue({ code: "custom", message: `false, true, a hop count or proxy addresses: ${(error as Error).message}` });
+    return z.NEVER;
+  }
+});
 
 const envSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(4000),
@@ -11,6 +33,7 @@ const envSchema = z.object({
   DATA_DIR: z.string().min(1).default(".data"),
   REDIS_URL: z.string().url().optional(),
   REDIS_CHANNEL_PREFIX: z.string().min(1).default("partner-portal:"),
+  TRUST_PROXY: trustProxy.default(false),
   JWT_SECRET: z
     .string()
     .min(32, "JWT_SECRET must be at least 32 characters (256 bits)")
@@ -42,6 +65,8 @@ export interface Config {
   dataDir: string;
   redisUrl: string | undefined;
   redisChannelPrefix: string;
+  /** Whose X-Forwarded-For gives the client address the sign-in throttles count. */
+  trustProxy: TrustProxy;
   jwt: { secret: string | undefined; issuer: string; audience: string; ttlSeconds: number };
   apiKeys: { hashSecret: string | undefined; environment: "live" | "test" };
   seedDemo: boolean;
@@ -74,6 +99,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dataDir: e.DATA_DIR,
     redisUrl: e.REDIS_URL,
     redisChannelPrefix: e.REDIS_CHANNEL_PREFIX,
+    trustProxy: e.TRUST_PROXY,
     jwt: { secret: e.JWT_SECRET, issuer: e.JWT_ISSUER, audience: e.JWT_AUDIENCE, ttlSeconds: e.SESSION_TTL_SECONDS },
     apiKeys: { hashSecret: e.API_KEY_HASH_SECRET, environment: e.API_KEY_ENVIRONMENT },
     // Demo accounts on a real server would be a door left open: there it is opt-in.

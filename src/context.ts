@@ -19,7 +19,7 @@ export interface Services {
   now: () => Date;
   /** Verifies API-key secrets through a cache invalidated over the pub/sub. */
   apiKeyVerifier: ApiKeyVerifier;
-  /** Counts failed sign-ins per login and address (in Redis when REDIS_URL is set). */
+  /** Counts sign-in failures per account and address, and sign-ups per address (in Redis when REDIS_URL is set). */
   loginThrottle: LoginThrottle;
   /** Authenticates the gateway's `pps_…` bearer secrets (cached; revocation clears it everywhere). */
   serviceCredentials: ServiceCredentialAuth;
@@ -49,7 +49,10 @@ export interface Context {
   service: ServiceCaller | null;
   /** The HTTP request; null over WebSockets. */
   request: Request | null;
-  /** The peer's address (the socket's; a proxy in front is seen as the peer). */
+  /**
+   * The client's address: the socket's peer, or with TRUST_PROXY the address the trusted proxies
+   * forwarded (X-Forwarded-For of the request, or of the WebSocket's upgrade request).
+   */
   clientAddress: string | null;
   /**
    * Users who proved their password in this request (signUp/login). They may read their own

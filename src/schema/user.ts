@@ -157,14 +157,16 @@ builder.queryFields((t) => ({
 builder.mutationFields((t) => ({
   signUp: t.field({
     type: AuthPayload,
-    description: "Creates a developer account with no partner and signs it in.",
+    description:
+      "Creates a developer account with no partner and signs it in. At most 20 sign-ups per client address per hour (RATE_LIMITED beyond). A taken username or email is a CONFLICT naming the field.",
     args: { input: t.arg({ type: SignUpInput }) },
     resolve: async (_root, { input }, ctx) => {
+      // Before anything is looked up or hashed: each sign-up may answer whether a name is taken.
+      const retryAfterSeconds = await ctx.services.loginThrottle.signUpAttempt(ctx.clientAddress);
+      if (retryAfterSeconds > 0) throw rateLimited("Too many sign-ups", retryAfterSeconds);
       const taken = await ctx.prisma.user.findFirst({
-        where: {
-          OR: [{ username: { equals: input.username, mode: "insensitive" } }, { email: input.email }],
-        },
-        select: { username: true, email: true },
+        where: { OR: [{ usernameLower: input.username.toLowerCase() }, { email: input.email }] },
+        select: { email: true },
       });
       if (taken) throw takenError(taken.email === input.email ? "email" : "username");
       const password = await hashPassword(input.password);
@@ -176,7 +178,8 @@ builder.mutationFields((t) => ({
         ctx.authenticatedNow.add(user.id);
         return { ...(await startSession(ctx.services, user.id, userAgent(ctx))), user };
       } catch (error) {
-        if (isUniqueViolation(error)) throw takenError("username or email");
+        // A concurrent sign-up won the race for the same name.
+        if (isUniqueViolation(error)) throw takenError(violatedIndex(error).includes("email") ? "email" : "username");
         throw error;
       }
     },
@@ -185,31 +188,28 @@ builder.mutationFields((t) => ({
   login: t.field({
     type: AuthPayload,
     description:
-      "Signs in with a username or email and a password. After 10 failures for one login from one address (or 100 from one address) within 15 minutes, attempts are refused with RATE_LIMITED for up to 15 minutes.",
+      "Signs in with a username (any case) or email and a password. After 10 failures for one account from one address, whichever spelling of it was used (or 100 from one address), within 15 minutes, attempts are refused with RATE_LIMITED for up to 15 minutes. A success does not count, nor forget earlier failures.",
     args: { input: t.arg({ type: LoginInput }) },
     resolve: async (_root, { input }, ctx) => {
-      const throttle = ctx.services.loginThrottle;
-      const retryAfterSeconds = await throttle.retryAfter(input.login, ctx.clientAddress);
-      if (retryAfterSeconds > 0) {
-        throw clientError("RATE_LIMITED", `Too many failed sign-ins; try again in ${retryAfterSeconds} seconds`, {
-          retryAfterSeconds,
-        });
-      }
-      const user = await ctx.prisma.user.findFirst({
-        where: input.login.includes("@")
-          ? { email: input.login.toLowerCase() }
-          : { username: { equals: input.login, mode: "insensitive" } },
+      // A login names at most one account: an email, or a username compared by its stored
+      // lower-cased form (a unique column), never by a pattern.
+      const login = input.login.toLowerCase();
+      const user = await ctx.prisma.user.findUnique({
+        where: login.includes("@") ? { email: login } : { usernameLower: login },
         select: { id: true, password: true },
       });
+      // Every spelling of an account (username in any case, email) draws on one budget.
+      const attempt = await ctx.services.loginThrottle.loginAttempt(
+        user ? `user:${user.id}` : `login:${login}`,
+        ctx.clientAddress,
+      );
+      if (!attempt.allowed) throw rateLimited("Too many failed sign-ins", attempt.retryAfterSeconds);
       const valid = user
         ? await verifyPassword(user.password, input.password)
         : await verifyAgainstDecoy(input.password);
       // One answer for an unknown login and a wrong password, so neither reveals which accounts exist.
-      if (!user || !valid) {
-        await throttle.failed(input.login, ctx.clientAddress);
-        throw unauthenticated("Invalid login or password");
-      }
-      await throttle.succeeded(input.login, ctx.clientAddress);
+      if (!user || !valid) throw unauthenticated("Invalid login or password");
+      await attempt.succeeded();
       ctx.authenticatedNow.add(user.id);
       return { ...(await startSession(ctx.services, user.id, userAgent(ctx))), user };
     },
@@ -224,9 +224,19 @@ builder.mutationFields((t) => ({
   }),
 }));
 
-function takenError(field: string) {
+function takenError(field: "username" | "email") {
   return conflict(`That ${field} is already registered`, { field });
 }
+
+/** The unique index a P2002 names (through the driver adapter's error), or "" when it names none. */
+function violatedIndex(error: unknown): string {
+  const meta = (error as { meta?: { driverAdapterError?: { cause?: { constraint?: { index?: unknown } } } } }).meta;
+  const index = meta?.driverAdapterError?.cause?.constraint?.index;
+  return typeof index === "string" ? index : "";
+}
+
+const rateLimited = (message: string, retryAfterSeconds: number) =>
+  clientError("RATE_LIMITED", `${message}; try again in ${retryAfterSeconds} seconds`, { retryAfterSeconds });
 
 // Role and partner invariants, kept by setUserRole and setUserPartner:
 // - admin and support are the company's staff and belong to no partner;
