@@ -16,7 +16,8 @@ import type { Context, Services } from "./context.js";
 import { openDatabase, type Database } from "./db/index.js";
 import { createLiveQueries } from "./realtime/live-queries.js";
 import { queryLimitPlugins } from "./query-limits.js";
-import { createAppPubSub } from "./realtime/pubsub.js";
+import { readiness } from "./readiness.js";
+import { createAppPubSub, type PubSubConnection } from "./realtime/pubsub.js";
 import { createSessionStreams } from "./realtime/session-streams.js";
 import { attachWebSockets, connectionToken } from "./realtime/websocket.js";
 import { buildSchema } from "./schema/index.js";
@@ -47,6 +48,8 @@ export interface AppOptions {
 export interface App {
   services: Services;
   database: Database;
+  /** Whether events cross instances right now (Redis up), as `/readyz` reports it. */
+  pubsub: PubSubConnection;
   /** Listens on the port (0 picks a free one); resolves with the GraphQL endpoint's URL. */
   start(port?: number, host?: string): Promise<string>;
   /** Stops accepting, lets in-flight requests finish, closes WebSockets and the database. */
@@ -64,7 +67,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   const logger = createLogger(config.logLevel);
   const secrets = await loadSecrets(config);
   const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
-  const pubsubHandle = createAppPubSub({ redisUrl: config.redisUrl, channelPrefix: config.redisChannelPrefix });
+  const pubsubHandle = createAppPubSub({ redisUrl: config.redisUrl, channelPrefix: config.redisChannelPrefix, logger });
   const now = options.now ?? (() => new Date());
   const services: Services = {
     config,
@@ -81,6 +84,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     serviceCredentials: createServiceCredentialAuth({
       prisma: database.prisma,
       pubsub: pubsubHandle.pubsub,
+      connection: pubsubHandle.connection,
       hashKey: secrets.apiKeyHashSecret,
     }),
     apiKeyVerifier: createApiKeyVerifier({
@@ -94,7 +98,14 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
 
   const clientAddressOf = clientAddressResolver(config.trustProxy);
   const liveQueries = createLiveQueries(services.pubsub);
-  const sessionStreams = createSessionStreams(services.pubsub, services.now);
+  const sessionStreams = createSessionStreams({
+    pubsub: services.pubsub,
+    connection: pubsubHandle.connection,
+    prisma: database.prisma,
+    now: services.now,
+    logger,
+  });
+  let stopping = false;
   const yoga = createYoga<YogaServerContext, Context>({
     schema: buildSchema(),
     logging: logger,
@@ -104,6 +115,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     renderGraphiQL,
     // Session streams wrap what the live-query store returns, so logout also ends `@live` streams.
     plugins: [
+      readiness({ database, pubsub: pubsubHandle.connection, stopping: () => stopping }),
       limitRequestSize(MAX_REQUEST_BYTES),
       refuseNulCharacters(),
       ...queryLimitPlugins(),
@@ -139,17 +151,12 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     },
   });
 
-  let stopping = false;
   const inFlight = new Set<ServerResponse>();
   let drained: (() => void) | undefined;
 
   const httpServer = createServer(async (req, res) => {
     const path = (req.url ?? "/").split("?")[0];
     if (path === "/healthz") return sendJson(res, 200, { status: "ok" });
-    if (path === "/readyz") {
-      const ready = !stopping && (await database.ping());
-      return sendJson(res, ready ? 200 : 503, { status: ready ? "ready" : stopping ? "stopping" : "database unavailable" });
-    }
     if (path === "/") {
       res.writeHead(302, { location: yoga.graphqlEndpoint }).end();
       return;
@@ -164,12 +171,13 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     }
     await yoga.handle(req, res);
   });
-  const webSockets = attachWebSockets(httpServer, yoga as never, services);
+  const webSockets = attachWebSockets(httpServer, yoga as never, services, sessionStreams);
 
   let url = "";
   return {
     services,
     database,
+    pubsub: pubsubHandle.connection,
     get url() {
       return url;
     },

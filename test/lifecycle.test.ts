@@ -149,7 +149,7 @@ describe("health endpoints", () => {
       expect((await fetch(`${base}/healthz`)).status).toBe(200);
       const ready = await fetch(`${base}/readyz`);
       expect(ready.status).toBe(200);
-      expect(await ready.json()).toEqual({ status: "ready" });
+      expect(await ready.json()).toEqual({ status: "ready", pubsub: "memory", publishFailures: 0 });
     } finally {
       await server.close();
     }

@@ -1,12 +1,13 @@
 import type { ServiceCaller } from "../context.js";
 import type { PrismaClient } from "../db/index.js";
-import type { AppPubSub } from "../realtime/pubsub.js";
+import { listen, type AppPubSub, type PubSubConnection } from "../realtime/pubsub.js";
 import { hashSecret, parseSecret } from "./api-key-secret.js";
 
 /**
  * How long an authenticated credential is trusted without asking the database. Revocation
- * through the API (or the CLI with REDIS_URL) clears every instance's cache at once; this only
- * bounds staleness when that message cannot arrive (the CLI without Redis).
+ * through the API (or the CLI with REDIS_URL) clears every instance's cache at once, and so does
+ * the pub/sub's return after an outage (a revocation may have been missed); this only bounds
+ * staleness when no message can arrive (the CLI without Redis).
  */
 const TRUST_MS = 30_000;
 /** Unknown secrets are remembered briefly, so a retry storm with a bad credential stays off the database. */
@@ -16,7 +17,10 @@ const MAX_ENTRIES = 1_000;
 export interface ServiceCredentialAuth {
   /** The credential a `pps_…` bearer secret belongs to, or null when it is unknown, malformed or revoked. */
   authenticate(secret: string): Promise<ServiceCaller | null>;
-  /** After a revocation has committed: every instance forgets what it trusted. */
+  /**
+   * After a revocation has committed: every instance forgets what it trusted, and ends the
+   * credential's streams and WebSockets (see realtime/session-streams).
+   */
   revoked(credentialId: string): void;
   close(): Promise<void>;
 }
@@ -28,13 +32,14 @@ export interface ServiceCredentialAuth {
 export function createServiceCredentialAuth(options: {
   prisma: PrismaClient;
   pubsub: AppPubSub;
+  connection: Pick<PubSubConnection, "onStateChange">;
   hashKey: Uint8Array;
 }): ServiceCredentialAuth {
   const cache = new Map<string, { caller: ServiceCaller | null; at: number }>();
-  const revocations = options.pubsub.subscribe("serviceCredential:revoked");
-  const listening = (async () => {
-    for await (const _ of revocations) cache.clear();
-  })();
+  const revocations = listen(options.pubsub, "serviceCredential:revoked", () => cache.clear());
+  const stopWatching = options.connection.onStateChange((state) => {
+    if (state === "connected") cache.clear();
+  });
 
   return {
     async authenticate(secret) {
@@ -57,8 +62,8 @@ export function createServiceCredentialAuth(options: {
       options.pubsub.publish("serviceCredential:revoked", { credentialId });
     },
     async close() {
-      await revocations.return?.();
-      await listening.catch(() => {});
+      stopWatching();
+      await revocations.stop();
     },
   };
 }

@@ -1,49 +1,115 @@
-import { isAsyncIterable, Repeater, type Plugin } from "graphql-yoga";
-import type { Context, Viewer } from "../context.js";
-import type { AppPubSub } from "./pubsub.js";
+import { isAsyncIterable, Repeater, type Plugin, type YogaLogger } from "graphql-yoga";
+import type { Context } from "../context.js";
+import type { PrismaClient } from "../db/index.js";
+import { listen, type AppPubSub, type PubSubConnection } from "./pubsub.js";
+
+/** Whom a stream or a WebSocket speaks for: a user's session, or a service credential. */
+export type StreamOwner =
+  | { kind: "session"; id: string; /** Streams end then too. */ expiresAt: Date }
+  | { kind: "credential"; id: string };
+
+/** The owner of what a request opens, or null when it is anonymous. */
+export function streamOwner(context: Pick<Context, "viewer" | "service"> | null | undefined): StreamOwner | null {
+  if (context?.viewer) return { kind: "session", id: context.viewer.sessionId, expiresAt: context.viewer.sessionExpiresAt };
+  if (context?.service) return { kind: "credential", id: context.service.id };
+  return null;
+}
 
 export interface SessionStreams {
-  /** Yoga plugin: every streamed result (subscription, `@live` query) of a session ends with it. */
+  /** Yoga plugin: every streamed result (subscription, `@live` query) ends with its session or credential. */
   plugin: Plugin;
+  /**
+   * Calls `end` once the owner's session or credential ends, whichever instance ended it. Answers
+   * the function that stops tracking (call it when what `end` closes has closed by itself).
+   */
+  track(owner: StreamOwner, end: () => void): () => void;
   close(): Promise<void>;
 }
 
-/**
- * Ends a session's open streams when the session ends: on every instance at logout (or a change
- * of the user's rights), and at the session's expiry. WebSockets are closed by the socket server
- * at logout; this also covers SSE, where no socket belongs to the session, and expiry.
- */
-export function createSessionStreams(pubsub: AppPubSub, now: () => Date): SessionStreams {
-  const stoppers = new Map<string, Set<() => void>>();
-  const revoked = pubsub.subscribe("session:revoked");
-  const listening = (async () => {
-    for await (const { sessionId } of revoked) {
-      for (const stop of stoppers.get(sessionId) ?? []) stop();
-      stoppers.delete(sessionId);
-    }
-  })();
+export interface SessionStreamsOptions {
+  pubsub: AppPubSub;
+  /** After an outage of the pub/sub, revocations may have been missed: they are looked up then. */
+  connection: Pick<PubSubConnection, "onStateChange">;
+  prisma: PrismaClient;
+  now: () => Date;
+  logger?: YogaLogger;
+}
 
-  function endWithSession<T>(source: AsyncIterable<T>, viewer: Viewer): AsyncIterable<T> {
-    const { sessionId, sessionExpiresAt } = viewer;
+/**
+ * Ends the open streams of a session or a service credential when it ends: on every instance at
+ * logout, a change of the user's rights or a credential's revocation, and at a session's expiry.
+ * The WebSocket server tracks its sockets here too, and closes them at the same moment.
+ */
+export function createSessionStreams(options: SessionStreamsOptions): SessionStreams {
+  const { pubsub, prisma, now, logger } = options;
+  const tracked = new Map<string, { owner: StreamOwner; ends: Set<() => void> }>();
+  const keyOf = (owner: Pick<StreamOwner, "kind" | "id">) => `${owner.kind}:${owner.id}`;
+
+  function ended(owner: Pick<StreamOwner, "kind" | "id">) {
+    const entry = tracked.get(keyOf(owner));
+    if (!entry) return;
+    tracked.delete(keyOf(owner));
+    for (const end of entry.ends) end();
+  }
+
+  function track(owner: StreamOwner, end: () => void): () => void {
+    const key = keyOf(owner);
+    let entry = tracked.get(key);
+    if (!entry) tracked.set(key, (entry = { owner, ends: new Set() }));
+    const own = entry;
+    own.ends.add(end);
+    return () => {
+      own.ends.delete(end);
+      if (own.ends.size === 0 && tracked.get(key) === own) tracked.delete(key);
+    };
+  }
+
+  /** Ends what belongs to sessions or credentials that were revoked (or deleted) while messages could be lost. */
+  async function recheck() {
+    const ids = { session: [] as string[], credential: [] as string[] };
+    for (const { owner } of tracked.values()) ids[owner.kind].push(owner.id);
+    const [sessions, credentials] = await Promise.all([
+      ids.session.length === 0
+        ? []
+        : prisma.session.findMany({ where: { id: { in: ids.session }, revokedAt: null }, select: { id: true } }),
+      ids.credential.length === 0
+        ? []
+        : prisma.serviceCredential.findMany({ where: { id: { in: ids.credential }, revokedAt: null }, select: { id: true } }),
+    ]);
+    const live = new Set([...sessions.map((s) => `session:${s.id}`), ...credentials.map((c) => `credential:${c.id}`)]);
+    for (const [key, { owner }] of [...tracked]) if (!live.has(key)) ended(owner);
+  }
+
+  const sessionRevocations = listen(pubsub, "session:revoked", ({ sessionId }) => ended({ kind: "session", id: sessionId }), logger);
+  const credentialRevocations = listen(
+    pubsub,
+    "serviceCredential:revoked",
+    ({ credentialId }) => ended({ kind: "credential", id: credentialId }),
+    logger,
+  );
+  const stopWatching = options.connection.onStateChange((state) => {
+    if (state !== "connected") return;
+    recheck().catch((error: unknown) => logger?.error("Checking open streams after a pub/sub outage failed", error));
+  });
+
+  function endWithOwner<T>(source: AsyncIterable<T>, owner: StreamOwner): AsyncIterable<T> {
+    const expiresAt = owner.kind === "session" ? owner.expiresAt : null;
     return new Repeater<T>(async (push, stop) => {
       const iterator = source[Symbol.asyncIterator]();
-      const own = stoppers.get(sessionId) ?? new Set();
-      own.add(stop);
-      stoppers.set(sessionId, own);
+      const untrack = track(owner, () => stop());
       const stopped = stop.then(() => ({ done: true as const, value: undefined }));
-      const expiry = stopAtExpiry(sessionExpiresAt, now, stop);
+      const expiry = expiresAt ? stopAtExpiry(expiresAt, now, stop) : null;
       try {
         for (;;) {
           const step = await Promise.race([iterator.next(), stopped]);
           // Checked per event too, so an injected clock (tests) ends the stream without waiting.
-          if (step.done || now() >= sessionExpiresAt) break;
+          if (step.done || (expiresAt && now() >= expiresAt)) break;
           // Awaiting the push keeps this a pull: nothing is buffered here.
           await push(step.value);
         }
       } finally {
-        expiry.cancel();
-        own.delete(stop);
-        if (own.size === 0 && stoppers.get(sessionId) === own) stoppers.delete(sessionId);
+        expiry?.cancel();
+        untrack();
         stop();
         await iterator.return?.();
       }
@@ -53,10 +119,10 @@ export function createSessionStreams(pubsub: AppPubSub, now: () => Date): Sessio
   const wrap =
     <A extends { contextValue?: unknown }>(run: (args: A) => unknown) =>
     (args: A): unknown => {
-      const viewer = (args.contextValue as Context | undefined)?.viewer;
+      const owner = streamOwner(args.contextValue as Context | undefined);
       const result = run(args);
-      if (!viewer) return result;
-      const seal = (value: unknown) => (isAsyncIterable(value) ? endWithSession(value, viewer) : value);
+      if (!owner) return result;
+      const seal = (value: unknown) => (isAsyncIterable(value) ? endWithOwner(value, owner) : value);
       return isThenable(result) ? Promise.resolve(result).then(seal) : seal(result);
     };
 
@@ -65,9 +131,10 @@ export function createSessionStreams(pubsub: AppPubSub, now: () => Date): Sessio
       onExecute: ({ executeFn, setExecuteFn }) => setExecuteFn(wrap(executeFn) as typeof executeFn),
       onSubscribe: ({ subscribeFn, setSubscribeFn }) => setSubscribeFn(wrap(subscribeFn) as typeof subscribeFn),
     },
+    track,
     async close() {
-      await revoked.return?.();
-      await listening.catch(() => {});
+      stopWatching();
+      await Promise.all([sessionRevocations.stop(), credentialRevocations.stop()]);
     },
   };
 }

@@ -6,8 +6,9 @@ import type { YogaServerInstance } from "graphql-yoga";
 import { WebSocketServer, type WebSocket } from "ws";
 import { authenticateBearer, bearerToken } from "../auth/sessions.js";
 import type { Services, Viewer } from "../context.js";
+import { streamOwner, type SessionStreams } from "./session-streams.js";
 
-/** Close code sent to a WebSocket whose session ended (logout). */
+/** Close code sent to a WebSocket whose session ended (logout) or whose service credential was revoked. */
 export const SESSION_ENDED_CLOSE_CODE = CloseCode.Unauthorized;
 
 interface EnvelopedRoot {
@@ -30,9 +31,9 @@ export function attachWebSockets(
   httpServer: HttpServer,
   yoga: YogaServerInstance<Record<string, unknown>, Record<string, unknown>>,
   services: Services,
+  sessionStreams: Pick<SessionStreams, "track">,
 ) {
   const wss = new WebSocketServer({ server: httpServer, path: yoga.graphqlEndpoint, maxPayload: 1024 * 1024 });
-  const socketsBySession = new Map<string, Set<WebSocket>>();
 
   const disposable = useServer<Record<string, unknown>, { viewer?: Viewer | null }>(
     {
@@ -42,16 +43,15 @@ export function attachWebSockets(
         const caller = await authenticateBearer(services, token);
         // A token that does not authenticate is refused rather than treated as signed out.
         if (!caller) return false;
-        const viewer = caller.viewer;
-        if (!viewer) return true;
-        ctx.extra.viewer = viewer;
-        const sockets = socketsBySession.get(viewer.sessionId) ?? new Set();
-        sockets.add(ctx.extra.socket);
-        socketsBySession.set(viewer.sessionId, sockets);
-        ctx.extra.socket.once("close", () => {
-          sockets.delete(ctx.extra.socket);
-          if (sockets.size === 0) socketsBySession.delete(viewer.sessionId);
-        });
+        ctx.extra.viewer = caller.viewer;
+        const owner = streamOwner(caller);
+        if (!owner) return true;
+        // The socket closes when its session or credential ends, on whichever instance that happened.
+        const socket: WebSocket = ctx.extra.socket;
+        const untrack = sessionStreams.track(owner, () =>
+          socket.close(SESSION_ENDED_CLOSE_CODE, owner.kind === "session" ? "Session ended" : "Credential revoked"),
+        );
+        socket.once("close", untrack);
         return true;
       },
       onSubscribe: async (ctx, _id, payload) => {
@@ -83,19 +83,9 @@ export function attachWebSockets(
     wss,
   );
 
-  const revoked = services.pubsub.subscribe("session:revoked");
-  void (async () => {
-    for await (const { sessionId } of revoked) {
-      for (const socket of socketsBySession.get(sessionId) ?? []) {
-        socket.close(SESSION_ENDED_CLOSE_CODE, "Session ended");
-      }
-    }
-  })();
-
   return {
     /** Closes every socket with 1001 (going away) and stops accepting new ones. */
     async close() {
-      await revoked.return?.();
       await disposable.dispose();
     },
   };

@@ -3,6 +3,7 @@ import { generateSecret, hashSecret } from "../auth/api-key-secret.js";
 import { VERIFICATION_CODES, type Verification } from "../auth/api-key-verifier.js";
 import type { Context, Viewer } from "../context.js";
 import type { Prisma } from "../db/index.js";
+import { storableDate } from "../db/dates.js";
 import { invalidateLive, liveKey } from "../realtime/live-queries.js";
 import type { User as UserRow } from "../generated/prisma/client.js";
 import { builder } from "./builder.js";
@@ -196,7 +197,9 @@ const CreateApiKeyInput = builder.inputType("CreateApiKeyInput", {
     scopes: t
       .field({ type: [ApiKeyScope], description: "At least one; duplicates are dropped." })
       .validate(z.array(z.string()).min(1, "At least one scope is required")),
-    expiresAt: t.field({ type: "DateTime", required: false, description: "Must be in the future; none means never." }),
+    expiresAt: t
+      .field({ type: "DateTime", required: false, description: "Must be in the future; none means never." })
+      .validate(storableDate.nullish()),
   }),
 });
 

@@ -2,12 +2,24 @@ import { queryFromInfo } from "@pothos/plugin-prisma";
 import type { GraphQLResolveInfo } from "graphql";
 import { z } from "zod";
 import type { Context } from "../context.js";
+import { EARLIEST_STORABLE_DATE, storableDate } from "../db/dates.js";
 import type { Prisma } from "../db/index.js";
 import type { UsageLog as UsageLogRow } from "../generated/prisma/client.js";
 import { HttpMethod as HttpMethodValues } from "../generated/prisma/enums.js";
-import { ingestUsage, MAX_BATCH_EVENTS, MAX_FUTURE_SKEW_MS, USAGE_REJECTION_CODES } from "../usage/ingest.js";
+import {
+  ingestUsage,
+  MAX_BATCH_EVENTS,
+  MAX_EVENT_AGE_MS,
+  MAX_FUTURE_SKEW_MS,
+  USAGE_REJECTION_CODES,
+} from "../usage/ingest.js";
 import { usageLogStream } from "../usage/stream.js";
-import { MAX_SUMMARY_BUCKETS, summarizeUsage, type UsageSummaryResult } from "../usage/summary.js";
+import {
+  DEFAULT_SUMMARY_WINDOW_MS,
+  MAX_SUMMARY_BUCKETS,
+  summarizeUsage,
+  type UsageSummaryResult,
+} from "../usage/summary.js";
 import { APIKey } from "./api-key.js";
 import { builder, isStaff, memberPartnerId } from "./builder.js";
 import { badInput } from "./errors.js";
@@ -57,7 +69,9 @@ const UsageEventInput = builder.inputType("UsageEventInput", {
     occurredAt: t.field({
       type: "DateTime",
       required: false,
-      description: `Default now; at most ${MAX_FUTURE_SKEW_MS / 60_000} minutes ahead of the server's clock.`,
+      description:
+        `Default now; at most ${MAX_FUTURE_SKEW_MS / 60_000} minutes ahead of the server's clock and ` +
+        `${MAX_EVENT_AGE_MS / 86_400_000} days behind it (INVALID_EVENT otherwise).`,
     }),
   }),
 });
@@ -100,13 +114,15 @@ builder.mutationFields((t) => ({
     description:
       `The gateway reports usage: up to ${MAX_BATCH_EVENTS} events, stored in one transaction. Valid events are kept ` +
       "even when others are rejected. With an idempotencyKey, a retried batch is counted once and answered as the " +
-      "first time. Admins or a service credential.",
+      "first time; the same key with other events is a CONFLICT. Admins or a service credential.",
     authScopes: { gateway: true },
     args: {
       events: t.arg({ type: [UsageEventInput] }),
       idempotencyKey: t.arg.string({
         required: false,
-        description: "Names the batch, per caller: the same key again answers the first result and stores nothing.",
+        description:
+          "Names the batch, per caller: the same key with the same events answers the first result and stores " +
+          "nothing; with other events it answers CONFLICT.",
       }),
     },
     resolve: (_root, { events, idempotencyKey }, ctx) =>
@@ -139,8 +155,8 @@ const UsageLogFilter = builder.inputType("UsageLogFilter", {
     statusClass: t
       .string({ required: false, description: "2xx, 3xx, 4xx or 5xx (also 1xx)." })
       .validate(statusClass.nullish()),
-    from: t.field({ type: "DateTime", required: false }),
-    to: t.field({ type: "DateTime", required: false }),
+    from: t.field({ type: "DateTime", required: false }).validate(storableDate.nullish()),
+    to: t.field({ type: "DateTime", required: false }).validate(storableDate.nullish()),
   }),
 });
 
@@ -173,7 +189,8 @@ const encodeCursor = (row: { occurredAt: Date; id: string }) =>
 
 function decodeCursor(cursor: string): { occurredAt: Date; id: string } {
   const text = Buffer.from(cursor, "base64url").toString();
-  const match = /^UsageLog:(\d{1,15}):([0-9a-f-]{1,64})$/.exec(text);
+  // Negative: rows dated before 1970.
+  const match = /^UsageLog:(-?\d{1,15}):([0-9a-f-]{1,64})$/.exec(text);
   if (!match) throw badInput("The cursor is not one this list gave");
   return { occurredAt: new Date(Number(match[1])), id: match[2]! };
 }
@@ -335,11 +352,16 @@ builder.queryFields((t) => ({
     args: {
       partnerId: t.arg.globalID({ required: false, for: PartnerOrganization }),
       apiKeyId: t.arg.globalID({ required: false, for: APIKey }),
-      from: t.arg({ type: "DateTime", required: false }),
-      to: t.arg({ type: "DateTime", required: false }),
+      from: t.arg({ type: "DateTime", required: false, validate: storableDate.nullish() }),
+      to: t.arg({ type: "DateTime", required: false, validate: storableDate.nullish() }),
       bucket: t.arg({ type: UsageBucket, required: false, defaultValue: "HOUR" }),
     },
     resolve: (_root, args, ctx) => {
+      if (!args.from && args.to && args.to.getTime() - DEFAULT_SUMMARY_WINDOW_MS < EARLIEST_STORABLE_DATE.getTime()) {
+        throw badInput("from: the default window (24 hours before to) starts before 0001-01-01; give from", {
+          issues: [{ path: ["from"], message: "required when to is within 24 hours of 0001-01-01" }],
+        });
+      }
       const visible = partnerIdVisibleTo(ctx.viewer);
       return summarizeUsage(
         ctx.services,

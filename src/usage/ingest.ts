@@ -1,18 +1,25 @@
+import { createHmac } from "node:crypto";
 import { decodeGlobalID } from "@pothos/plugin-relay";
 import { z } from "zod";
 import type { VerificationCode } from "../auth/api-key-verifier.js";
 import type { Services } from "../context.js";
+import { isStorableDate } from "../db/dates.js";
 import { Prisma } from "../db/index.js";
 import { HttpMethod } from "../generated/prisma/enums.js";
 import { invalidateLive, liveKey } from "../realtime/live-queries.js";
 import type { UsageLogMessage } from "../realtime/pubsub.js";
-import { badInput, isUniqueViolation } from "../schema/errors.js";
+import { badInput, conflict, isUniqueViolation } from "../schema/errors.js";
 import { v7 as uuidv7 } from "uuid";
 
 /** Events per recordUsage call; larger batches are refused whole (BAD_USER_INPUT). */
 export const MAX_BATCH_EVENTS = 5000;
 /** How far ahead of the server's clock an event may claim to have happened (gateway clock skew). */
 export const MAX_FUTURE_SKEW_MS = 5 * 60_000;
+/**
+ * How far back an event may claim to have happened. The gateway reports within minutes, and
+ * retries for a day at most; older events would land in windows already summed and reviewed.
+ */
+export const MAX_EVENT_AGE_MS = 30 * 24 * 3_600_000;
 /** One event may stand for this many requests at most, so a sum over a day stays a safe integer. */
 export const MAX_REQUEST_COUNT = 1_000_000;
 
@@ -155,7 +162,8 @@ const REJECTION_MESSAGE: Record<UsageRejectionCode, string> = {
  * Stores a batch of the gateway's usage events. Valid events for usable keys are written together
  * (one multi-row INSERT, in one transaction with the batch's idempotency record and the keys'
  * lastUsedAt); the others are answered one by one. The partner is always the key's.
- * A retried batch (same submitter and idempotencyKey) answers what the first one did.
+ * A retried batch (same submitter, idempotencyKey and events) answers what the first one did; the
+ * same key with other events is a CONFLICT.
  */
 export async function ingestUsage(
   services: Services,
@@ -169,9 +177,10 @@ export async function ingestUsage(
   const batchKey = idempotencyKey == null ? null : idempotencyKeySchema.safeParse(idempotencyKey);
   if (batchKey && !batchKey.success) throw badInput("idempotencyKey must be 1 to 200 characters");
   const key = batchKey?.data ?? null;
+  const requestHash = key ? batchHash(services.secrets.apiKeyHashSecret, events) : null;
   const { prisma } = services;
   if (key) {
-    const earlier = await storedAnswer(services, submittedBy, key);
+    const earlier = await storedAnswer(services, submittedBy, key, requestHash);
     if (earlier) return earlier;
   }
 
@@ -184,8 +193,12 @@ export async function ingestUsage(
     const parsed = eventSchema.safeParse(event);
     if (!parsed.success) return reject(index, "INVALID_EVENT", parsed.error.issues[0]?.message ?? "invalid event");
     const occurredAt = event.occurredAt ?? now;
+    if (!isStorableDate(occurredAt)) return reject(index, "INVALID_EVENT", "occurredAt is outside the years 0001 to 9999");
     if (occurredAt.getTime() > now.getTime() + MAX_FUTURE_SKEW_MS) {
       return reject(index, "INVALID_EVENT", "occurredAt is too far in the future");
+    }
+    if (occurredAt.getTime() < now.getTime() - MAX_EVENT_AGE_MS) {
+      return reject(index, "INVALID_EVENT", `occurredAt is more than ${MAX_EVENT_AGE_MS / 86_400_000} days in the past`);
     }
     const hasId = !!event.apiKeyId;
     const hasSecret = !!event.apiKeySecret;
@@ -239,6 +252,7 @@ export async function ingestUsage(
               data: {
                 submittedBy,
                 idempotencyKey: key,
+                requestHash,
                 accepted: result.accepted,
                 rejected: result.rejected as unknown as Prisma.InputJsonValue,
               },
@@ -250,7 +264,7 @@ export async function ingestUsage(
     ]);
   } catch (error) {
     if (key && isUniqueViolation(error)) {
-      const earlier = await storedAnswer(services, submittedBy, key);
+      const earlier = await storedAnswer(services, submittedBy, key, requestHash);
       if (earlier) return earlier;
     }
     throw error;
@@ -269,12 +283,46 @@ function decodeKeyId(globalId: string): string | null {
   }
 }
 
-async function storedAnswer(services: Services, submittedBy: string, idempotencyKey: string) {
+/**
+ * The answer a batch stored under this key was given, or null when the key is new. A stored
+ * batch with other events is a CONFLICT: one key names one request, as payment APIs have it.
+ * Batches stored before the hash was kept (null) answer their first result to any retry.
+ */
+async function storedAnswer(
+  services: Services,
+  submittedBy: string,
+  idempotencyKey: string,
+  requestHash: string | null,
+): Promise<IngestResult | null> {
   const batch = await services.prisma.usageBatch.findUnique({
     where: { submittedBy_idempotencyKey: { submittedBy, idempotencyKey } },
-    select: { accepted: true, rejected: true },
+    select: { accepted: true, rejected: true, requestHash: true },
   });
-  return batch ? { accepted: batch.accepted, rejected: batch.rejected as unknown as UsageRejection[] } : null;
+  if (!batch) return null;
+  if (batch.requestHash !== null && batch.requestHash !== requestHash) {
+    throw conflict("This idempotencyKey was used for a different batch; a new batch needs a new key", {
+      field: "idempotencyKey",
+    });
+  }
+  return { accepted: batch.accepted, rejected: batch.rejected as unknown as UsageRejection[] };
+}
+
+/**
+ * A keyed SHA-256 of the events exactly as received (every field, in order, absent as null), so
+ * a retry matches its first attempt and any other batch does not. Keyed, because events may
+ * carry key secrets and nothing derived from a secret is stored unkeyed.
+ */
+function batchHash(hashKey: Uint8Array, events: readonly UsageEvent[]): string {
+  const canonical = events.map((event) => [
+    event.apiKeyId ?? null,
+    event.apiKeySecret ?? null,
+    event.endpoint,
+    event.method,
+    event.statusCode,
+    event.requestCount ?? null,
+    event.occurredAt ? event.occurredAt.getTime() : null,
+  ]);
+  return createHmac("sha256", hashKey).update(JSON.stringify(canonical)).digest("base64url");
 }
 
 type Client = Services["prisma"];

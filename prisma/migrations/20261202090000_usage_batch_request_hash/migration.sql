@@ -1,0 +1,3 @@
+-- AlterTable
+ALTER TABLE "UsageBatch" ADD COLUMN     "requestHash" TEXT;
+

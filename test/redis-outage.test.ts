@@ -1,0 +1,268 @@
+// Redis goes away and comes back: the server keeps serving what needs no Redis, reports the
+// outage in /readyz, never lets a failed publish escape, and carries events and invalidations
+// between instances again once Redis is back, without a restart. Each test runs a Redis of its
+// own on a free port (never the machine's shared one) and kills it.
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { once } from "node:events";
+import { createServer } from "node:net";
+import { encodeGlobalID } from "@pothos/plugin-relay";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import type { PubSubState } from "../src/realtime/pubsub.js";
+import { SESSION_ENDED_CLOSE_CODE } from "../src/realtime/websocket.js";
+import { createTestDatabase, TEST_DATABASE_URL } from "./support/database.js";
+import { errorCodes, sharedSecrets, startTestServer, type TestServer } from "./support/server.js";
+import { triggerUntilReceived, wsStream, type ResultStream } from "./support/streams.js";
+import { createGatewayCredential, createKey, createPartner, event, RECORD_USAGE } from "./support/usage.js";
+import { createUser } from "./support/users.js";
+
+const CREATED = /* GraphQL */ `subscription { usageLogCreated { endpoint } }`;
+const LIVE_SUMMARY = /* GraphQL */ `query @live { usageSummary { totalRequests } }`;
+const VERIFY = /* GraphQL */ `query ($s: String!) { verifyApiKey(secret: $s) { valid code } }`;
+const LOGS = /* GraphQL */ `query ($e: String) { usageLogs(filter: { endpoint: $e }) { edges { node { endpoint } } } }`;
+
+/** A redis-server of this test's own: `stop()` kills it as a crash would, `start()` brings it back on the same port. */
+class OwnRedis {
+  private child: ChildProcess | null = null;
+  private constructor(readonly port: number) {}
+
+  static async create(): Promise<OwnRedis> {
+    const probe = createServer();
+    await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
+    const { port } = probe.address() as { port: number };
+    await new Promise((resolve) => probe.close(resolve));
+    const redis = new OwnRedis(port);
+    await redis.start();
+    return redis;
+  }
+
+  get url() {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  async start() {
+    const child = spawn("redis-server", ["--port", String(this.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    this.child = child;
+    let output = "";
+    await new Promise<void>((resolve, reject) => {
+      child.once("exit", (code) => reject(new Error(`redis-server exited (${code}): ${output}`)));
+      child.stdout!.on("data", (chunk: Buffer) => {
+        output += chunk.toString();
+        if (output.includes("Ready to accept connections")) resolve();
+      });
+    });
+    child.removeAllListeners("exit");
+  }
+
+  async stop() {
+    const child = this.child;
+    if (!child || child.exitCode !== null) return;
+    this.child = null;
+    const exited = once(child, "exit");
+    child.kill("SIGKILL");
+    await exited;
+  }
+}
+
+/** Resolves once the instance's pub/sub is in that state (the state /readyz reports). */
+function pubsubReaches(server: TestServer, wanted: PubSubState): Promise<void> {
+  if (server.app.pubsub.state === wanted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const stop = server.app.pubsub.onStateChange((state) => {
+      if (state !== wanted) return;
+      stop();
+      resolve();
+    });
+  });
+}
+
+async function readiness(server: TestServer) {
+  const response = await fetch(server.url.replace(/\/graphql$/, "/readyz"));
+  return { status: response.status, body: (await response.json()) as { status: string; pubsub: string; publishFailures: number } };
+}
+
+/** Reads a usageLogCreated stream until the event for this endpoint arrives (earlier ones may still be on their way). */
+async function receives(stream: ResultStream, endpoint: string) {
+  for (;;) {
+    const result = await stream.next();
+    if (!result) return false;
+    if ((result.data as { usageLogCreated?: { endpoint: string } } | undefined)?.usageLogCreated?.endpoint === endpoint) return true;
+  }
+}
+
+/** A graphql-ws connection that stays open between operations (the close it expects is not an error). */
+const keptOpen = (server: TestServer, token: string) =>
+  server.ws({ lazy: false, onNonLazyError: () => {}, connectionParams: { authorization: `Bearer ${token}` } });
+
+const closeCode = (client: ReturnType<TestServer["ws"]>) =>
+  new Promise<number>((resolve) => client.on("closed", (event) => resolve((event as CloseEvent).code)));
+
+// The server runs in this process: a publish failing unhandled would land here.
+const processErrors: unknown[] = [];
+const recordError = (error: unknown) => processErrors.push(error);
+beforeAll(() => {
+  process.on("unhandledRejection", recordError);
+  process.on("uncaughtException", recordError);
+});
+afterAll(() => {
+  process.off("unhandledRejection", recordError);
+  process.off("uncaughtException", recordError);
+});
+
+const prefix = () => `pp-outage-${randomBytes(6).toString("hex")}:`;
+
+describe("one instance while Redis is down", () => {
+  it("keeps recording, answering and streaming locally, and reports the outage in /readyz", async () => {
+    const redis = await OwnRedis.create();
+    const server = await startTestServer({ env: { REDIS_URL: redis.url, REDIS_CHANNEL_PREFIX: prefix() } });
+    try {
+      await pubsubReaches(server, "connected");
+      expect(await readiness(server)).toEqual({ status: 200, body: { status: "ready", pubsub: "connected", publishFailures: 0 } });
+      const gateway = await createGatewayCredential(server);
+      const partner = await createPartner(server, "Outage");
+      const key = await createKey(server, partner.id, partner.ownerId);
+      const developer = await createUser(server, "outage-dev", "developer", partner.id);
+      const leaving = await createUser(server, "outage-leaving", "developer", partner.id);
+      const stream = wsStream(server.ws({ connectionParams: { authorization: `Bearer ${developer.token}` } }), CREATED);
+      expect(await triggerUntilReceived(stream, () => server.gql(RECORD_USAGE, { events: [event(key, { endpoint: "/up" })] }, gateway))).toBeTruthy();
+      const leavingClient = keptOpen(server, leaving.token);
+      const leavingClosed = closeCode(leavingClient);
+      expect((await wsStream(leavingClient, `{ viewer { id } }`).next())?.data).toEqual({ viewer: { id: leaving.globalId } });
+
+      await redis.stop();
+      await pubsubReaches(server, "disconnected");
+
+      const recorded = await server.gql(RECORD_USAGE, { events: [event(key, { endpoint: "/down" })] }, gateway);
+      expect(recorded.data).toEqual({ recordUsage: { accepted: 1, rejected: [] } });
+      // This instance's own subscribers still get the event; only other instances miss it.
+      expect(await receives(stream, "/down")).toBe(true);
+      const logs = await server.gql(LOGS, { e: "/down" }, developer.token);
+      expect(logs.data).toEqual({ usageLogs: { edges: [{ node: { endpoint: "/down" } }] } });
+      expect((await server.gql(VERIFY, { s: key.secret }, gateway)).data).toEqual({ verifyApiKey: { valid: true, code: "VALID" } });
+      // Logging out still closes this instance's sockets of the session.
+      expect((await server.gql(`mutation { logout }`, {}, leaving.token)).data).toEqual({ logout: true });
+      expect(await leavingClosed).toBe(SESSION_ENDED_CLOSE_CODE);
+
+      // The messages meant for other instances fail once the client gives up on them: counted, not thrown.
+      await vi.waitFor(async () => expect((await readiness(server)).body.publishFailures).toBeGreaterThan(0), { timeout: 15_000, interval: 100 });
+      const ready = await readiness(server);
+      expect(ready.status).toBe(200);
+      expect(ready.body).toMatchObject({ status: "ready", pubsub: "disconnected" });
+
+      await redis.start();
+      await pubsubReaches(server, "connected");
+      expect((await readiness(server)).body.pubsub).toBe("connected");
+      await server.gql(RECORD_USAGE, { events: [event(key, { endpoint: "/back" })] }, gateway);
+      expect(await receives(stream, "/back")).toBe(true);
+      stream.close();
+      expect(processErrors).toEqual([]);
+    } finally {
+      await server.close();
+      await redis.stop();
+    }
+  });
+});
+
+describe.skipIf(!TEST_DATABASE_URL)("two instances while Redis is down and after it returns", () => {
+  it("serve on their own during the outage, then share events, invalidations and logouts again", async () => {
+    const redis = await OwnRedis.create();
+    const database = await createTestDatabase();
+    const env = { ...sharedSecrets(), REDIS_URL: redis.url, REDIS_CHANNEL_PREFIX: prefix() };
+    const one = await startTestServer({ database, env });
+    const two = await startTestServer({ database, env });
+    try {
+      await Promise.all([pubsubReaches(one, "connected"), pubsubReaches(two, "connected")]);
+      const gateway = await createGatewayCredential(one);
+      const admin = await createUser(one, "outage2-admin", "admin");
+      const partner = await createPartner(one, "Outage two");
+      const key = await createKey(one, partner.id, partner.ownerId);
+      const developer = await createUser(one, "outage2-dev", "developer", partner.id);
+      const [duringOutage, afterOutage] = await Promise.all([
+        createUser(one, "outage2-leaves-during", "developer", partner.id),
+        createUser(one, "outage2-leaves-after", "developer", partner.id),
+      ]);
+
+      // Instance two: a subscriber and a live query, fed by what instance one records.
+      const client = two.ws({ connectionParams: { authorization: `Bearer ${developer.token}` } });
+      const before = wsStream(client, CREATED);
+      const live = wsStream(client, LIVE_SUMMARY);
+      const firstTotal = ((await live.next())?.data as { usageSummary: { totalRequests: number } }).usageSummary.totalRequests;
+      expect(await triggerUntilReceived(before, () => one.gql(RECORD_USAGE, { events: [event(key, { endpoint: "/up" })] }, gateway))).toBeTruthy();
+      // Sockets on instance two whose sessions end on instance one.
+      const socketsOf = [duringOutage, afterOutage].map((user) => {
+        const socket = keptOpen(two, user.token);
+        return { socket, closed: closeCode(socket) };
+      });
+      for (const { socket } of socketsOf) expect((await wsStream(socket, `{ viewer { id } }`).next())?.data).toBeTruthy();
+      expect((await two.gql(VERIFY, { s: key.secret }, gateway)).data!.verifyApiKey.code).toBe("VALID");
+
+      await redis.stop();
+      await Promise.all([pubsubReaches(one, "disconnected"), pubsubReaches(two, "disconnected")]);
+
+      const recorded = await one.gql(RECORD_USAGE, { events: [event(key, { endpoint: "/down" })] }, gateway);
+      expect(recorded.data).toEqual({ recordUsage: { accepted: 1, rejected: [] } });
+      expect((await two.gql(LOGS, { e: "/down" }, developer.token)).data!.usageLogs.edges).toHaveLength(1);
+      expect((await one.gql(VERIFY, { s: key.secret }, gateway)).data!.verifyApiKey.code).toBe("VALID");
+      expect((await one.gql(`mutation { logout }`, {}, duringOutage.token)).data).toEqual({ logout: true });
+      // Instance one's first subscriber to usage arrives during the outage: its channel is subscribed once Redis is back.
+      const during = wsStream(one.ws({ connectionParams: { authorization: `Bearer ${developer.token}` } }), CREATED);
+      expect(await triggerUntilReceived(during, () => one.gql(RECORD_USAGE, { events: [event(key, { endpoint: "/local" })] }, gateway))).toBeTruthy();
+      await vi.waitFor(async () => expect((await readiness(one)).body.publishFailures).toBeGreaterThan(0), { timeout: 15_000, interval: 100 });
+      for (const server of [one, two]) {
+        expect(await readiness(server)).toMatchObject({ status: 200, body: { status: "ready", pubsub: "disconnected" } });
+      }
+
+      await redis.start();
+      await Promise.all([pubsubReaches(one, "connected"), pubsubReaches(two, "connected")]);
+
+      // The logout instance two missed is caught up on: its socket closes.
+      expect(await socketsOf[0]!.closed).toBe(SESSION_ENDED_CLOSE_CODE);
+      // Events cross again, to the subscriber from before the outage and to the one opened during it.
+      await one.gql(RECORD_USAGE, { events: [event(key, { endpoint: "/back" })] }, gateway);
+      expect(await receives(before, "/back")).toBe(true);
+      await two.gql(RECORD_USAGE, { events: [event(key, { endpoint: "/back-from-two" })] }, gateway);
+      expect(await receives(during, "/back-from-two")).toBe(true);
+      // The live query on instance two re-runs on what instance one recorded.
+      await one.gql(RECORD_USAGE, { events: [event(key, { endpoint: "/back-live" })] }, gateway);
+      const summary = await two.gql(`{ usageSummary { totalRequests } }`, {}, developer.token);
+      const expected: number = summary.data!.usageSummary.totalRequests;
+      expect(expected).toBeGreaterThan(firstTotal);
+      let total = firstTotal;
+      while (total < expected) {
+        total = ((await live.next())?.data as { usageSummary: { totalRequests: number } }).usageSummary.totalRequests;
+      }
+      // A key revoked on instance one is refused by instance two's cache.
+      const invalidated = two.app.services.apiKeyVerifier.waitForInvalidation({ apiKeyId: key.id });
+      const revoked = await one.gql(`mutation ($id: ID!) { revokeApiKey(id: $id) { id } }`, { id: key.globalId }, admin.token);
+      expect(revoked.errors).toBeUndefined();
+      await invalidated;
+      expect((await two.gql(VERIFY, { s: key.secret }, gateway)).data!.verifyApiKey.code).toBe("REVOKED");
+      // A logout on instance one closes the session's socket on instance two.
+      await one.gql(`mutation { logout }`, {}, afterOutage.token);
+      expect(await socketsOf[1]!.closed).toBe(SESSION_ENDED_CLOSE_CODE);
+      // A revoked credential is refused by instance two, whose cache trusted it.
+      const other = await createGatewayCredential(one, "outage2-other");
+      expect(errorCodes(await two.gql(VERIFY, { s: key.secret }, other))).toEqual([]);
+      const otherSocket = keptOpen(two, other);
+      const otherClosed = closeCode(otherSocket);
+      expect((await wsStream(otherSocket, VERIFY, { s: key.secret }).next())?.data).toBeTruthy();
+      const credential = await one.app.services.prisma.serviceCredential.findFirstOrThrow({ where: { name: "outage2-other" } });
+      const credentialId = encodeGlobalID("ServiceCredential", credential.id);
+      await one.gql(`mutation ($id: ID!) { revokeServiceCredential(id: $id) { isActive } }`, { id: credentialId }, admin.token);
+      expect(await otherClosed).toBe(SESSION_ENDED_CLOSE_CODE);
+      expect(errorCodes(await two.gql(VERIFY, { s: key.secret }, other))).toEqual(["UNAUTHENTICATED"]);
+
+      before.close();
+      during.close();
+      live.close();
+      expect(processErrors).toEqual([]);
+    } finally {
+      await two.close();
+      await one.close();
+      await database.drop();
+      await redis.stop();
+    }
+  });
+});
