@@ -30,8 +30,10 @@ export function attachWebSockets(
   httpServer: HttpServer,
   yoga: YogaServerInstance<Record<string, unknown>, Record<string, unknown>>,
   services: Services,
+  options: { maxMessageBytes: number },
 ) {
-  const wss = new WebSocketServer({ server: httpServer, path: yoga.graphqlEndpoint, maxPayload: 1024 * 1024 });
+  // A message over maxPayload closes its socket with 1009 (message too big) before it is parsed.
+  const wss = new WebSocketServer({ server: httpServer, path: yoga.graphqlEndpoint, maxPayload: options.maxMessageBytes });
   const socketsBySession = new Map<string, Set<WebSocket>>();
 
   const disposable = useServer<Record<string, unknown>, { viewer?: Viewer | null }>(
