@@ -12,6 +12,7 @@ import {
   isListType,
   isObjectType,
   Kind,
+  MaxIntrospectionDepthRule,
   parse,
   type ASTNode,
   type DocumentNode,
@@ -91,6 +92,19 @@ export const onePasswordCheckPerOperation: ValidationRule = (context) => ({
     }
   },
 });
+
+/**
+ * Introspection is free of the cost bound (GraphiQL and codegen need the whole schema), but a
+ * type's `fields { type { fields { … } } }` multiplies at each level: graphql's own rule caps
+ * such lists at three deep, well above the standard introspection query. Wrapped so that its
+ * error is a limit error like the others.
+ */
+export const introspectionDepth: ValidationRule = (context) =>
+  MaxIntrospectionDepthRule(
+    Object.create(context, {
+      reportError: { value: (error: GraphQLError) => context.reportError(limitError("depth", error.message, error.nodes)) },
+    }) as ValidationContext,
+  );
 
 /** graphql's own parser stops counting at the bound, so an oversized document is never built. */
 function tokenLimit(): Plugin {
@@ -210,7 +224,16 @@ export function queryLimitPlugins(): Plugin[] {
   return [
     limitViolationsAnswer400(),
     tokenLimit(),
-    { onValidate: ({ addValidationRule }) => addValidationRule(onePasswordCheckPerOperation) },
+    {
+      onValidate: ({ params, addValidationRule }) => {
+        addValidationRule(onePasswordCheckPerOperation);
+        // graphql's recommended rules already hold MaxIntrospectionDepthRule: ours replaces it.
+        const rules = params.rules as ValidationRule[] | undefined;
+        const index = rules?.indexOf(MaxIntrospectionDepthRule) ?? -1;
+        if (rules && index >= 0) rules[index] = introspectionDepth;
+        else addValidationRule(introspectionDepth);
+      },
+    },
     maxDepthPlugin({ n: QUERY_LIMITS.depth, ignoreIntrospection: true, flattenFragments: true, ...reportAs("depth") }),
     maxAliasesPlugin({ n: QUERY_LIMITS.aliases, ...reportAs("aliases") }),
     maxDirectivesPlugin({ n: QUERY_LIMITS.directives, ...reportAs("directives") }),

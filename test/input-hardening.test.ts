@@ -5,6 +5,7 @@ import { randomUUID } from "node:crypto";
 import { request as httpRequest } from "node:http";
 import { connect } from "node:net";
 import { encodeGlobalID } from "@pothos/plugin-relay";
+import { getIntrospectionQuery } from "graphql";
 import type { YogaLogger } from "graphql-yoga";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
@@ -184,10 +185,17 @@ describe("the cost of an operation, with its variables", () => {
     expect(dashboard.errors).toBeUndefined();
     const live = await overWebSocket(`query @live { usageSummary { totalRequests } }`);
     expect(live.errors).toBeUndefined();
-    const introspection = await post(
-      `{ __schema { types { name fields { name args { name } type { name ofType { name ofType { name } } } } } } }`,
-    );
+    const introspection = await post(getIntrospectionQuery({ descriptions: true, inputValueDeprecation: true }));
     expect(introspection.errors).toBeUndefined();
+  });
+
+  it("refuses introspection that re-enters a type's fields, which multiplies at every level", async () => {
+    const query = `{ __schema { types { fields { type { fields { type { fields { type { fields { name } } } } } } } } } }`;
+    for (const accept of ACCEPTS) {
+      const circular = await post(query, {}, accept);
+      expect(circular.status).toBe(400);
+      expect(limitOf(circular)).toEqual(["depth"]);
+    }
   });
 });
 
