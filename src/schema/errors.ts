@@ -49,7 +49,6 @@ const inputProblemMessages: Record<InputProblem, string> = {
 };
 
 export const inputProblemError = (problem: InputProblem) => badInput(inputProblemMessages[problem]);
-export const nulCharacterError = () => inputProblemError("nul");
 
 // With the `u` flag a surrogate pair reads as one code point, so only a lone surrogate matches.
 const LONE_SURROGATE = /\p{Surrogate}/u;
