@@ -1,9 +1,9 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { GraphQLError } from "graphql";
+import { GraphQLError, type DocumentNode } from "graphql";
 import { PothosValidationError } from "@pothos/core";
 import { renderGraphiQL } from "@graphql-yoga/render-graphiql";
-import { createLogger, createYoga, maskError, type Plugin } from "graphql-yoga";
+import { createLogger, createYoga, handleStreamOrSingleExecutionResult, type Plugin, type YogaLogger } from "graphql-yoga";
 import { createApiKeyVerifier } from "./auth/api-key-verifier.js";
 import { clientAddressResolver } from "./auth/client-address.js";
 import { createLoginThrottle } from "./auth/login-throttle.js";
@@ -21,7 +21,7 @@ import { createAppPubSub, type PubSubConnection } from "./realtime/pubsub.js";
 import { createSessionStreams } from "./realtime/session-streams.js";
 import { attachWebSockets, connectionToken } from "./realtime/websocket.js";
 import { buildSchema } from "./schema/index.js";
-import { clientError, nulCharacterError, operationContainsNul, unauthenticated } from "./schema/errors.js";
+import { clientError, findOperationInputProblem, inputProblemError, unauthenticated } from "./schema/errors.js";
 
 const GRAPHIQL_DEFAULT_QUERY = `# Sign in, then put the token in the Headers tab:
 #   { "Authorization": "Bearer <token>" }
@@ -37,12 +37,14 @@ query Me {
 }
 `;
 
-/** Requests larger than this are refused before they are parsed. */
+/** Request bodies and WebSocket messages larger than this are refused before they are parsed. */
 export const MAX_REQUEST_BYTES = 1024 * 1024;
 
 export interface AppOptions {
   /** The clock; tests inject one to move time without sleeping. */
   now?: () => Date;
+  /** Where the server logs; by default Yoga's console logger at `config.logLevel`. */
+  logger?: YogaLogger;
 }
 
 export interface App {
@@ -64,7 +66,7 @@ interface YogaServerContext {
 }
 
 export async function createApp(config: Config, options: AppOptions = {}): Promise<App> {
-  const logger = createLogger(config.logLevel);
+  const logger = options.logger ?? createLogger(config.logLevel);
   const secrets = await loadSecrets(config);
   const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
   const pubsubHandle = createAppPubSub({ redisUrl: config.redisUrl, channelPrefix: config.redisChannelPrefix, logger });
@@ -110,34 +112,26 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     schema: buildSchema(),
     logging: logger,
     landingPage: false,
+    cors: corsOptions(config.corsOrigins),
+    // The API takes no file uploads: multipart bodies are not a way in.
+    multipart: false,
     graphiql: { subscriptionsProtocol: "WS", title: "Partner Portal", defaultQuery: GRAPHIQL_DEFAULT_QUERY },
     // GraphiQL's assets are served from the package, so it works without reaching a CDN.
     renderGraphiQL,
-    // Session streams wrap what the live-query store returns, so logout also ends `@live` streams.
+    // Input is checked before the limits, and both before anything runs. Session streams wrap
+    // what the live-query store returns, so logout also ends `@live` streams.
     plugins: [
       readiness({ database, pubsub: pubsubHandle.connection, stopping: () => stopping }),
       limitRequestSize(MAX_REQUEST_BYTES),
-      refuseNulCharacters(),
+      refuseMalformedInput(),
       ...queryLimitPlugins(),
-      codeVariableErrors(),
+      codeClientErrors(),
       liveQueries.plugin,
       sessionStreams.plugin,
     ],
-    maskedErrors: {
-      // Pothos's own argument checks (malformed global ids, ids of the wrong type, bad paging
-      // arguments) are the client's mistake: say so. Everything else unexpected stays masked.
-      maskError: (error, message, isDev) => {
-        const original = error instanceof GraphQLError ? error.originalError : error;
-        if (error instanceof GraphQLError && original instanceof PothosValidationError) {
-          return new GraphQLError(original.message, {
-            nodes: error.nodes,
-            path: error.path,
-            extensions: { code: "BAD_USER_INPUT" },
-          });
-        }
-        return maskError(error, message, isDev);
-      },
-    },
+    // Unexpected errors are masked as "Unexpected error." and logged; client errors reach the
+    // masking already coded (codeClientErrors), so they are neither masked nor logged.
+    maskedErrors: true,
     context: async (initial): Promise<Context> => {
       const request = initial.connectionParams ? null : initial.request;
       const token = initial.connectionParams
@@ -171,7 +165,9 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     }
     await yoga.handle(req, res);
   });
-  const webSockets = attachWebSockets(httpServer, yoga as never, services, sessionStreams);
+  const webSockets = attachWebSockets(httpServer, yoga as never, services, sessionStreams, {
+    maxMessageBytes: MAX_REQUEST_BYTES,
+  });
 
   let url = "";
   return {
@@ -222,65 +218,102 @@ function sendJson(res: ServerResponse, status: number, body: unknown) {
   res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
 }
 
+const CORS_METHODS = ["GET", "POST", "OPTIONS"];
+const CORS_HEADERS = ["authorization", "content-type", "accept"];
+
 /**
- * Variable values that do not coerce (an unknown enum value such as an undeclared API-key scope, a
- * string for an Int, a missing required variable) are the client's input error: BAD_USER_INPUT.
+ * Which web pages may call the API from a browser. Never with credentials: sign-in is by bearer
+ * token, so no cookie should ride along. An origin that is not allowed gets no CORS headers at all
+ * (not `null`, which sandboxed pages would match), so the browser keeps the answer from it.
  */
-function codeVariableErrors(): Plugin {
-  return {
-    onExecute: () => ({
-      onExecuteDone: ({ result, setResult }) => {
-        if (Symbol.asyncIterator in result || !result.errors || result.data != null) return;
-        const isVariableError = (error: GraphQLError) =>
-          !error.path && !error.extensions?.code && error.message.startsWith('Variable "$');
-        if (!result.errors.some(isVariableError)) return;
-        setResult({
-          ...result,
-          errors: result.errors.map((error) =>
-            isVariableError(error)
-              ? new GraphQLError(error.message, {
-                  nodes: error.nodes,
-                  originalError: error.originalError,
-                  extensions: { ...error.extensions, code: "BAD_USER_INPUT" },
-                })
-              : error,
-          ),
-        });
-      },
-    }),
+function corsOptions(origins: Config["corsOrigins"]) {
+  const common = { methods: CORS_METHODS, allowedHeaders: CORS_HEADERS, credentials: false, maxAge: 600 };
+  return (request: Request) => {
+    const origin = request.headers.get("origin");
+    if (!origin) return false as const;
+    if (origins === "*" || origins.includes(origin)) return { ...common, origin: [origin] };
+    return false as const;
   };
 }
 
-/** Refuses operations whose string literals or variables carry U+0000, over every transport. */
-function refuseNulCharacters(): Plugin {
+/**
+ * The client's mistakes, coded before Yoga's error masking sees them, so they are answered as
+ * such and not logged as server errors:
+ * - variable values that do not coerce (an unknown enum value, a string for an Int, a number out
+ *   of Int range, a missing required variable): BAD_USER_INPUT;
+ * - Pothos's own argument checks (a malformed global id, an id of the wrong type): BAD_USER_INPUT.
+ */
+function codeClientErrors(): Plugin {
+  const isVariableError = (error: GraphQLError) =>
+    !error.path && !error.extensions?.code && error.message.startsWith('Variable "$');
+  const isPothosValidation = (error: GraphQLError) => error.originalError instanceof PothosValidationError;
+  const recode = (error: GraphQLError) =>
+    isVariableError(error) || isPothosValidation(error)
+      ? new GraphQLError(error.message, {
+          nodes: error.nodes,
+          path: error.path,
+          extensions: { ...error.extensions, code: "BAD_USER_INPUT" },
+        })
+      : error;
+  const onResult: Parameters<typeof handleStreamOrSingleExecutionResult>[1] = ({ result, setResult }) => {
+    const errors = result.errors?.map(recode);
+    if (errors?.some((error, i) => error !== result.errors![i])) setResult({ ...result, errors });
+  };
   return {
-    onExecute({ args, setResultAndStopExecution }) {
-      if (operationContainsNul(args.document, args.variableValues)) {
-        setResultAndStopExecution({ errors: [nulCharacterError()] });
-      }
-    },
-    onSubscribe({ args, setResultAndStopExecution }) {
-      if (operationContainsNul(args.document, args.variableValues)) {
-        setResultAndStopExecution({ errors: [nulCharacterError()] });
-      }
-    },
+    onExecute: () => ({ onExecuteDone: (payload) => handleStreamOrSingleExecutionResult(payload, onResult) }),
+    onSubscribe: () => ({ onSubscribeResult: (payload) => handleStreamOrSingleExecutionResult(payload, onResult) }),
   };
 }
 
-/** Refuses request bodies over the limit (by their declared length) with 413 before parsing. */
+/**
+ * Refuses operations whose string literals or variables carry U+0000 or a lone surrogate, or
+ * whose variables are nested deeper than any input of the API, over every transport, before any
+ * other code walks them.
+ */
+function refuseMalformedInput(): Plugin {
+  const check = (args: { document: DocumentNode; variableValues?: unknown }, stop: (result: { errors: GraphQLError[] }) => void) => {
+    const problem = findOperationInputProblem(args.document, args.variableValues);
+    if (problem) stop({ errors: [inputProblemError(problem)] });
+  };
+  return {
+    onExecute: ({ args, setResultAndStopExecution }) => check(args, setResultAndStopExecution),
+    onSubscribe: ({ args, setResultAndStopExecution }) => check(args, setResultAndStopExecution),
+  };
+}
+
+/**
+ * Refuses request bodies over the limit with 413, whatever the method or content type. The bytes
+ * are counted as they arrive (a chunked body declares no length, and a declared length proves
+ * nothing), the answer goes out as soon as the limit is passed, without reading the rest, and the
+ * connection is then closed.
+ */
 function limitRequestSize(maxBytes: number): Plugin {
+  const tooLarge = (fetchAPI: { Response: typeof Response }) =>
+    new fetchAPI.Response(
+      JSON.stringify({ errors: [clientError("BAD_USER_INPUT", `Request body exceeds ${maxBytes} bytes`).toJSON()] }),
+      { status: 413, headers: { "content-type": "application/json", connection: "close" } },
+    );
   return {
-    onRequest({ request, endResponse, fetchAPI }) {
-      const length = Number(request.headers.get("content-length") ?? 0);
-      if (length > maxBytes) {
-        const error = clientError("BAD_USER_INPUT", `Request body exceeds ${maxBytes} bytes`);
-        endResponse(
-          new fetchAPI.Response(JSON.stringify({ errors: [error.toJSON()] }), {
-            status: 413,
-            headers: { "content-type": "application/json" },
-          }),
-        );
+    async onRequest({ request, setRequest, endResponse, fetchAPI }) {
+      if (Number(request.headers.get("content-length") ?? 0) > maxBytes) return endResponse(tooLarge(fetchAPI));
+      if (!request.body) return;
+      const chunks: Uint8Array[] = [];
+      let size = 0;
+      const reader = request.body.getReader();
+      for (let read = await reader.read(); !read.done; read = await reader.read()) {
+        size += read.value.byteLength;
+        // Not cancelled: cancelling would destroy the socket before the 413 is written.
+        if (size > maxBytes) return endResponse(tooLarge(fetchAPI));
+        chunks.push(read.value);
       }
+      setRequest(
+        new fetchAPI.Request(request.url, {
+          method: request.method,
+          headers: request.headers,
+          body: Buffer.concat(chunks),
+          signal: request.signal,
+        }),
+      );
     },
   };
 }

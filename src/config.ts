@@ -53,7 +53,23 @@ const envSchema = z.object({
   ADMIN_PASSWORD: z.string().min(12).optional(),
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).default(10_000),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),
+  CORS_ORIGINS: z.string().default("*").transform(parseCorsOrigins),
 });
+
+/**
+ * `*` (any origin), or comma-separated origins such as `https://portal.example.com`: scheme, host
+ * and port only, as browsers send them in the Origin header.
+ */
+function parseCorsOrigins(value: string, ctx: z.RefinementCtx): "*" | string[] {
+  const origins = value.split(",").map((origin) => origin.trim()).filter(Boolean);
+  if (origins.length === 0 || origins.includes("*")) return "*";
+  for (const origin of origins) {
+    if (!URL.canParse(origin) || new URL(origin).origin !== origin) {
+      ctx.addIssue({ code: "custom", message: `"${origin}" is not an origin such as https://portal.example.com` });
+    }
+  }
+  return origins;
+}
 
 export type Env = z.infer<typeof envSchema>;
 
@@ -74,6 +90,8 @@ export interface Config {
   admin: { email: string; username: string | undefined; password: string } | undefined;
   shutdownTimeoutMs: number;
   logLevel: Env["LOG_LEVEL"];
+  /** Origins whose pages may call the API from a browser (never with credentials); "*" for any. */
+  corsOrigins: "*" | string[];
 }
 
 export class ConfigError extends Error {}
@@ -111,5 +129,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         : undefined,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     logLevel: e.LOG_LEVEL,
+    corsOrigins: e.CORS_ORIGINS,
   };
 }

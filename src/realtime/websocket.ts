@@ -32,8 +32,10 @@ export function attachWebSockets(
   yoga: YogaServerInstance<Record<string, unknown>, Record<string, unknown>>,
   services: Services,
   sessionStreams: Pick<SessionStreams, "track">,
+  options: { maxMessageBytes: number },
 ) {
-  const wss = new WebSocketServer({ server: httpServer, path: yoga.graphqlEndpoint, maxPayload: 1024 * 1024 });
+  // A message over maxPayload closes its socket with 1009 (message too big) before it is parsed.
+  const wss = new WebSocketServer({ server: httpServer, path: yoga.graphqlEndpoint, maxPayload: options.maxMessageBytes });
 
   const disposable = useServer<Record<string, unknown>, { viewer?: Viewer | null }>(
     {

@@ -4,6 +4,7 @@ import RelayPlugin from "@pothos/plugin-relay";
 import ScopeAuthPlugin from "@pothos/plugin-scope-auth";
 import ValidationPlugin from "@pothos/plugin-validation";
 import { DateTimeResolver, EmailAddressResolver, JSONResolver, SafeIntResolver } from "graphql-scalars";
+import { z } from "zod";
 import type { Context, SignedInContext, Viewer } from "../context.js";
 import type PrismaTypes from "../generated/pothos-types.js";
 import { getDatamodel } from "../generated/pothos-types.js";
@@ -11,6 +12,9 @@ import { badInput, forbidden, unauthenticated } from "./errors.js";
 
 const STAFF_ROLES = new Set(["admin", "support"]);
 const PARTNER_ROLES = new Set(["partnerAdmin", "developer"]);
+
+/** `nodes(ids:)` looks up at most this many records in one call. */
+export const MAX_NODE_IDS = 100;
 
 export const isStaff = (viewer: Viewer | null) => !!viewer && STAFF_ROLES.has(viewer.role);
 
@@ -70,7 +74,15 @@ export const builder = new SchemaBuilder<{
     clientMutationId: "omit",
     cursorType: "String",
     nodeQueryOptions: { nullable: true },
-    nodesQueryOptions: { nullable: { list: false, items: true } },
+    nodesQueryOptions: {
+      nullable: { list: false, items: true },
+      args: {
+        ids: {
+          description: `At most ${MAX_NODE_IDS}.`,
+          validate: z.array(z.unknown()).max(MAX_NODE_IDS, `At most ${MAX_NODE_IDS} ids at a time`),
+        },
+      },
+    },
   },
   scopeAuth: {
     authorizeOnSubscribe: true,

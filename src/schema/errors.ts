@@ -1,4 +1,4 @@
-import { GraphQLError, Kind, visit, type DocumentNode } from "graphql";
+import { BREAK, GraphQLError, Kind, visit, type DocumentNode } from "graphql";
 
 /** The stable `extensions.code` values clients can act on. Anything else is masked. */
 export type ErrorCode =
@@ -32,25 +32,68 @@ export function isUniqueViolation(error: unknown): boolean {
 }
 
 /**
- * PostgreSQL text cannot hold U+0000, so input carrying it would fail deep in the database as an
- * unexpected error. It is refused up front instead, as the client's mistake.
+ * Deepest nesting accepted in client input (variables). No input type of the API is deeper than
+ * a few levels; anything far deeper is an attack on recursive code, refused before it runs.
  */
-export function containsNulCharacter(value: unknown): boolean {
-  if (typeof value === "string") return value.includes("\u0000");
-  if (Array.isArray(value)) return value.some(containsNulCharacter);
-  if (value && typeof value === "object") return Object.values(value).some(containsNulCharacter);
-  return false;
+export const MAX_INPUT_DEPTH = 32;
+
+/** What is wrong with a piece of client input, or null when nothing is. */
+export type InputProblem = "nul" | "surrogate" | "depth";
+
+const inputProblemMessages: Record<InputProblem, string> = {
+  // PostgreSQL text cannot hold U+0000; it would fail deep in the database as an unexpected error.
+  nul: "Text may not contain the NUL character (U+0000)",
+  // A lone UTF-16 surrogate is not a character: no database or encoder can store it.
+  surrogate: "Text may not contain a lone surrogate (U+D800 to U+DFFF without its pair)",
+  depth: `Input may not be nested more than ${MAX_INPUT_DEPTH} levels deep`,
+};
+
+export const inputProblemError = (problem: InputProblem) => badInput(inputProblemMessages[problem]);
+
+// With the `u` flag a surrogate pair reads as one code point, so only a lone surrogate matches.
+const LONE_SURROGATE = /\p{Surrogate}/u;
+
+function textProblem(text: string): InputProblem | null {
+  if (text.includes("\u0000")) return "nul";
+  if (LONE_SURROGATE.test(text)) return "surrogate";
+  return null;
 }
 
-export const nulCharacterError = () => badInput("Text may not contain the NUL character (U+0000)");
+/**
+ * The first problem in a client's input value (strings, arrays, objects and their keys), walked
+ * with an explicit stack so that input nested 50,000 levels deep costs a loop, not the call stack.
+ */
+export function findInputProblem(value: unknown): InputProblem | null {
+  const pending: Array<{ value: unknown; depth: number }> = [{ value, depth: 0 }];
+  for (let next = pending.pop(); next; next = pending.pop()) {
+    const current = next.value;
+    if (typeof current === "string") {
+      const problem = textProblem(current);
+      if (problem) return problem;
+    } else if (current !== null && typeof current === "object") {
+      if (next.depth >= MAX_INPUT_DEPTH) return "depth";
+      if (Array.isArray(current)) {
+        for (const item of current) pending.push({ value: item, depth: next.depth + 1 });
+      } else {
+        for (const [key, item] of Object.entries(current)) {
+          const problem = textProblem(key);
+          if (problem) return problem;
+          pending.push({ value: item, depth: next.depth + 1 });
+        }
+      }
+    }
+  }
+  return null;
+}
 
-/** Whether a parsed operation (its string literals) or its variables carry U+0000. */
-export function operationContainsNul(document: DocumentNode, variables: unknown): boolean {
-  let found = containsNulCharacter(variables);
+/** The first problem in a parsed operation's string literals or in its variables, if any. */
+export function findOperationInputProblem(document: DocumentNode, variables: unknown): InputProblem | null {
+  let found = findInputProblem(variables);
   if (!found) {
     visit(document, {
       [Kind.STRING]: (node) => {
-        if (node.value.includes("\u0000")) found = true;
+        found = textProblem(node.value);
+        if (found) return BREAK;
       },
     });
   }
