@@ -6,6 +6,7 @@ import { renderGraphiQL } from "@graphql-yoga/render-graphiql";
 import { createLogger, createYoga, handleStreamOrSingleExecutionResult, type Plugin, type YogaLogger } from "graphql-yoga";
 import { createApiKeyVerifier } from "./auth/api-key-verifier.js";
 import { clientAddressResolver } from "./auth/client-address.js";
+import { createSessionCache } from "./auth/session-cache.js";
 import { createLoginThrottle } from "./auth/login-throttle.js";
 import { loadSecrets } from "./auth/secrets.js";
 import { createServiceCredentialAuth } from "./auth/service-credentials.js";
@@ -14,6 +15,7 @@ import { createSessionTokens } from "./auth/session-token.js";
 import type { Config } from "./config.js";
 import type { Context, Services } from "./context.js";
 import { openDatabase, type Database } from "./db/index.js";
+import { readBodyWithin } from "./http/request-body.js";
 import { createLiveQueries } from "./realtime/live-queries.js";
 import { queryLimitPlugins } from "./query-limits.js";
 import { readiness } from "./readiness.js";
@@ -45,6 +47,8 @@ export interface AppOptions {
   now?: () => Date;
   /** Where the server logs; by default Yoga's console logger at `config.logLevel`. */
   logger?: YogaLogger;
+  /** Told each start-up step as it happens (the server prints them). */
+  progress?: (step: string) => void;
 }
 
 export interface App {
@@ -68,7 +72,12 @@ interface YogaServerContext {
 export async function createApp(config: Config, options: AppOptions = {}): Promise<App> {
   const logger = options.logger ?? createLogger(config.logLevel);
   const secrets = await loadSecrets(config);
-  const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
+  const database = await openDatabase({
+    databaseUrl: config.databaseUrl,
+    dataDir: config.dataDir,
+    poolSize: config.databasePoolSize,
+    progress: options.progress,
+  });
   const pubsubHandle = createAppPubSub({ redisUrl: config.redisUrl, channelPrefix: config.redisChannelPrefix, logger });
   const now = options.now ?? (() => new Date());
   const services: Services = {
@@ -89,9 +98,11 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       connection: pubsubHandle.connection,
       hashKey: secrets.apiKeyHashSecret,
     }),
+    sessionCache: createSessionCache({ pubsub: pubsubHandle.pubsub, connection: pubsubHandle.connection }),
     apiKeyVerifier: createApiKeyVerifier({
       prisma: database.prisma,
       pubsub: pubsubHandle.pubsub,
+      connection: pubsubHandle.connection,
       hashKey: secrets.apiKeyHashSecret,
       environment: config.apiKeys.environment,
       now,
@@ -99,7 +110,12 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   };
 
   const clientAddressOf = clientAddressResolver(config.trustProxy);
-  const liveQueries = createLiveQueries(services.pubsub);
+  const schema = buildSchema();
+  const liveQueries = createLiveQueries({
+    pubsub: services.pubsub,
+    connection: pubsubHandle.connection,
+    rootFields: Object.keys(schema.getQueryType()?.getFields() ?? {}),
+  });
   const sessionStreams = createSessionStreams({
     pubsub: services.pubsub,
     connection: pubsubHandle.connection,
@@ -109,9 +125,12 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   });
   let stopping = false;
   const yoga = createYoga<YogaServerContext, Context>({
-    schema: buildSchema(),
+    schema,
     logging: logger,
     landingPage: false,
+    // Bodies are counted and bounded as they arrive, before Yoga sees them (http/request-body.ts);
+    // Yoga's own bound would pipe every body through a second stream to count it again.
+    maxRequestBodySize: false,
     cors: corsOptions(config.corsOrigins),
     // The API takes no file uploads: multipart bodies are not a way in.
     multipart: false,
@@ -122,7 +141,6 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     // what the live-query store returns, so logout also ends `@live` streams.
     plugins: [
       readiness({ database, pubsub: pubsubHandle.connection, stopping: () => stopping }),
-      limitRequestSize(MAX_REQUEST_BYTES),
       refuseMalformedInput(),
       ...queryLimitPlugins(),
       codeClientErrors(),
@@ -163,7 +181,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
         if (inFlight.size === 0) drained?.();
       });
     }
-    await yoga.handle(req, res);
+    if (await readBodyWithin(req, res, MAX_REQUEST_BYTES)) await yoga.handle(req, res);
   });
   const webSockets = attachWebSockets(httpServer, yoga as never, services, sessionStreams, {
     maxMessageBytes: MAX_REQUEST_BYTES,
@@ -207,6 +225,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       await Promise.all([liveQueries.close(), sessionStreams.close()]);
       await services.apiKeyVerifier.close();
       await services.serviceCredentials.close();
+      await services.sessionCache.close();
       await services.loginThrottle.close();
       await pubsubHandle.close();
       await database.close();
@@ -281,39 +300,3 @@ function refuseMalformedInput(): Plugin {
   };
 }
 
-/**
- * Refuses request bodies over the limit with 413, whatever the method or content type. The bytes
- * are counted as they arrive (a chunked body declares no length, and a declared length proves
- * nothing), the answer goes out as soon as the limit is passed, without reading the rest, and the
- * connection is then closed.
- */
-function limitRequestSize(maxBytes: number): Plugin {
-  const tooLarge = (fetchAPI: { Response: typeof Response }) =>
-    new fetchAPI.Response(
-      JSON.stringify({ errors: [clientError("BAD_USER_INPUT", `Request body exceeds ${maxBytes} bytes`).toJSON()] }),
-      { status: 413, headers: { "content-type": "application/json", connection: "close" } },
-    );
-  return {
-    async onRequest({ request, setRequest, endResponse, fetchAPI }) {
-      if (Number(request.headers.get("content-length") ?? 0) > maxBytes) return endResponse(tooLarge(fetchAPI));
-      if (!request.body) return;
-      const chunks: Uint8Array[] = [];
-      let size = 0;
-      const reader = request.body.getReader();
-      for (let read = await reader.read(); !read.done; read = await reader.read()) {
-        size += read.value.byteLength;
-        // Not cancelled: cancelling would destroy the socket before the 413 is written.
-        if (size > maxBytes) return endResponse(tooLarge(fetchAPI));
-        chunks.push(read.value);
-      }
-      setRequest(
-        new fetchAPI.Request(request.url, {
-          method: request.method,
-          headers: request.headers,
-          body: Buffer.concat(chunks),
-          signal: request.signal,
-        }),
-      );
-    },
-  };
-}

@@ -30,6 +30,7 @@ const envSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(4000),
   HOST: z.string().min(1).default("0.0.0.0"),
   DATABASE_URL: z.string().url().optional(),
+  DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(1000).optional(),
   DATA_DIR: z.string().min(1).default(".data"),
   REDIS_URL: z.string().url().optional(),
   REDIS_CHANNEL_PREFIX: z.string().min(1).default("partner-portal:"),
@@ -78,6 +79,8 @@ export interface Config {
   host: string;
   /** A PostgreSQL server; when absent the embedded PGlite database under dataDir is used. */
   databaseUrl: string | undefined;
+  /** Connections to a PostgreSQL server (the embedded database always uses one). */
+  databasePoolSize: number | undefined;
   dataDir: string;
   redisUrl: string | undefined;
   redisChannelPrefix: string;
@@ -114,6 +117,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     port: e.PORT,
     host: e.HOST,
     databaseUrl: e.DATABASE_URL,
+    databasePoolSize: e.DATABASE_POOL_SIZE,
     dataDir: e.DATA_DIR,
     redisUrl: e.REDIS_URL,
     redisChannelPrefix: e.REDIS_CHANNEL_PREFIX,

@@ -7,6 +7,7 @@ import type { ServerSecrets } from "./auth/secrets.js";
 import type { SessionTokens } from "./auth/session-token.js";
 import type { AppPubSub } from "./realtime/pubsub.js";
 import type { ApiKeyVerifier } from "./auth/api-key-verifier.js";
+import type { SessionCache } from "./auth/session-cache.js";
 
 /** Everything one server instance shares between requests. */
 export interface Services {
@@ -23,6 +24,8 @@ export interface Services {
   loginThrottle: LoginThrottle;
   /** Authenticates the gateway's `pps_…` bearer secrets (cached; revocation clears it everywhere). */
   serviceCredentials: ServiceCredentialAuth;
+  /** Recently authenticated sessions (cleared on every instance at logout or a change of rights). */
+  sessionCache: SessionCache;
 }
 
 /** A signed-in user, as their session token and the stored session say. */

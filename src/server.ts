@@ -4,8 +4,10 @@ import { ConfigError, loadConfig } from "./config.js";
 
 async function main() {
   const config = loadConfig();
-  const app = await createApp(config);
-  const { demo, admin } = await bootstrapData(app);
+  const started = performance.now();
+  const progress = (step: string) => console.log(`${((performance.now() - started) / 1000).toFixed(1).padStart(5)} s  ${step}`);
+  const app = await createApp(config, { progress });
+  const { demo, admin } = await bootstrapData(app, progress);
   const url = await app.start();
 
   const lines = [

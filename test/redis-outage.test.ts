@@ -2,15 +2,13 @@
 // outage in /readyz, never lets a failed publish escape, and carries events and invalidations
 // between instances again once Redis is back, without a restart. Each test runs a Redis of its
 // own on a free port (never the machine's shared one) and kills it.
-import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { once } from "node:events";
-import { createServer } from "node:net";
 import { encodeGlobalID } from "@pothos/plugin-relay";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { PubSubState } from "../src/realtime/pubsub.js";
 import { SESSION_ENDED_CLOSE_CODE } from "../src/realtime/websocket.js";
 import { createTestDatabase, TEST_DATABASE_URL } from "./support/database.js";
+import { OwnRedis } from "./support/redis.js";
 import { errorCodes, sharedSecrets, startTestServer, type TestServer } from "./support/server.js";
 import { triggerUntilReceived, wsStream, type ResultStream } from "./support/streams.js";
 import { createGatewayCredential, createKey, createPartner, event, RECORD_USAGE } from "./support/usage.js";
@@ -20,51 +18,6 @@ const CREATED = /* GraphQL */ `subscription { usageLogCreated { endpoint } }`;
 const LIVE_SUMMARY = /* GraphQL */ `query @live { usageSummary { totalRequests } }`;
 const VERIFY = /* GraphQL */ `query ($s: String!) { verifyApiKey(secret: $s) { valid code } }`;
 const LOGS = /* GraphQL */ `query ($e: String) { usageLogs(filter: { endpoint: $e }) { edges { node { endpoint } } } }`;
-
-/** A redis-server of this test's own: `stop()` kills it as a crash would, `start()` brings it back on the same port. */
-class OwnRedis {
-  private child: ChildProcess | null = null;
-  private constructor(readonly port: number) {}
-
-  static async create(): Promise<OwnRedis> {
-    const probe = createServer();
-    await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
-    const { port } = probe.address() as { port: number };
-    await new Promise((resolve) => probe.close(resolve));
-    const redis = new OwnRedis(port);
-    await redis.start();
-    return redis;
-  }
-
-  get url() {
-    return `redis://127.0.0.1:${this.port}`;
-  }
-
-  async start() {
-    const child = spawn("redis-server", ["--port", String(this.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
-      stdio: ["ignore", "pipe", "inherit"],
-    });
-    this.child = child;
-    let output = "";
-    await new Promise<void>((resolve, reject) => {
-      child.once("exit", (code) => reject(new Error(`redis-server exited (${code}): ${output}`)));
-      child.stdout!.on("data", (chunk: Buffer) => {
-        output += chunk.toString();
-        if (output.includes("Ready to accept connections")) resolve();
-      });
-    });
-    child.removeAllListeners("exit");
-  }
-
-  async stop() {
-    const child = this.child;
-    if (!child || child.exitCode !== null) return;
-    this.child = null;
-    const exited = once(child, "exit");
-    child.kill("SIGKILL");
-    await exited;
-  }
-}
 
 /** Resolves once the instance's pub/sub is in that state (the state /readyz reports). */
 function pubsubReaches(server: TestServer, wanted: PubSubState): Promise<void> {
@@ -256,6 +209,52 @@ describe.skipIf(!TEST_DATABASE_URL)("two instances while Redis is down and after
 
       before.close();
       during.close();
+      live.close();
+      expect(processErrors).toEqual([]);
+    } finally {
+      await two.close();
+      await one.close();
+      await database.drop();
+      await redis.stop();
+    }
+  });
+
+  it("do not trust caches an invalidation could have missed: a key revoked during the outage is refused elsewhere at once, and live queries catch up when Redis returns", async () => {
+    const redis = await OwnRedis.create();
+    const database = await createTestDatabase();
+    const env = { ...sharedSecrets(), REDIS_URL: redis.url, REDIS_CHANNEL_PREFIX: prefix() };
+    const one = await startTestServer({ database, env });
+    const two = await startTestServer({ database, env });
+    try {
+      await Promise.all([pubsubReaches(one, "connected"), pubsubReaches(two, "connected")]);
+      const gateway = await createGatewayCredential(one);
+      const admin = await createUser(one, "outage3-admin", "admin");
+      const partner = await createPartner(one, "Outage three");
+      const key = await createKey(one, partner.id, partner.ownerId);
+      const developer = await createUser(one, "outage3-dev", "developer", partner.id);
+      // Instance two has the key in its verification cache, and a live query open.
+      expect((await two.gql(VERIFY, { s: key.secret }, gateway)).data!.verifyApiKey.code).toBe("VALID");
+      const live = wsStream(two.ws({ connectionParams: { authorization: `Bearer ${developer.token}` } }), LIVE_SUMMARY);
+      const firstTotal = ((await live.next())?.data as { usageSummary: { totalRequests: number } }).usageSummary.totalRequests;
+
+      await redis.stop();
+      await Promise.all([pubsubReaches(one, "disconnected"), pubsubReaches(two, "disconnected")]);
+      const revoked = await one.gql(`mutation ($id: ID!) { revokeApiKey(id: $id) { id } }`, { id: key.globalId }, admin.token);
+      expect(revoked.errors).toBeUndefined();
+      expect((await two.gql(VERIFY, { s: key.secret }, gateway)).data!.verifyApiKey.code).toBe("REVOKED");
+      const other = await createKey(one, partner.id, partner.ownerId);
+      const recorded = await one.gql(RECORD_USAGE, { events: [event(other, { endpoint: "/missed", requestCount: 7 })] }, gateway);
+      expect(recorded.data).toEqual({ recordUsage: { accepted: 1, rejected: [] } });
+
+      await redis.start();
+      await Promise.all([pubsubReaches(one, "connected"), pubsubReaches(two, "connected")]);
+      // Instance two never heard of that ingest, yet its live query re-runs and shows it.
+      let total = firstTotal;
+      while (total < firstTotal + 7) {
+        total = ((await live.next())?.data as { usageSummary: { totalRequests: number } }).usageSummary.totalRequests;
+      }
+      expect(total).toBe(firstTotal + 7);
+      expect((await two.gql(VERIFY, { s: key.secret }, gateway)).data!.verifyApiKey.code).toBe("REVOKED");
       live.close();
       expect(processErrors).toEqual([]);
     } finally {

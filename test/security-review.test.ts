@@ -438,8 +438,10 @@ describe("cursors taken from a staff member's view of partner B", () => {
 
     const staffKeys = await ask("admin", `{ apiKeys(first: 100) { edges { cursor node { id } } } }`);
     const keyCursorB = staffKeys.data!.apiKeys.edges.find((edge: { node: { id: string } }) => edge.node.id === keyB.id).cursor;
-    const keyOnly = (id: string) => Buffer.from(`GPC:S:${id}`).toString("base64");
-    const missingCursor = keyOnly(`0${rawId(keyB.id).slice(1)}`);
+    // The same position in the list, naming a key that does not exist.
+    const [list, time, idB] = Buffer.from(keyCursorB, "base64url").toString().split(":");
+    expect(idB).toBe(rawId(keyB.id));
+    const missingCursor = Buffer.from(`${list}:${time}:0${idB!.slice(1)}`).toString("base64url");
     const withB = await ask("developerA", `query ($c: String) { apiKeys(after: $c, first: 100) { edges { node { id } } } }`, {
       c: keyCursorB,
     });

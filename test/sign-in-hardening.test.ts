@@ -1,10 +1,8 @@
 // Attacks on signing in and up: parallel guesses (HTTP, one WebSocket, two instances), a Redis
 // that goes away, logins that name more than one account, searches read as patterns, cheap
 // sign-up probing, and forged or rotated client addresses.
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { PGlite } from "@electric-sql/pglite";
 import type { Client } from "graphql-ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -12,6 +10,7 @@ import WebSocket from "ws";
 import { LOGIN_FAILURES_PER_ACCOUNT, LOGIN_FAILURES_PER_ADDRESS, SIGN_UPS_PER_ADDRESS } from "../src/auth/login-throttle.js";
 import { ConfigError, loadConfig } from "../src/config.js";
 import { TEST_DATABASE_URL, TEST_REDIS_URL } from "./support/database.js";
+import { HAS_REDIS_SERVER, OwnRedis } from "./support/redis.js";
 import { errorCodes, sharedSecrets, startTestServer, type GraphQLResponse, type TestServer } from "./support/server.js";
 import { createUser, TEST_PASSWORD } from "./support/users.js";
 
@@ -373,48 +372,11 @@ describe.skipIf(!TEST_REDIS_URL || !TEST_DATABASE_URL)("parallel guesses across 
   });
 });
 
-const hasRedisServer = spawnSync("redis-server", ["--version"]).status === 0;
-
-/** A free loopback port (taken by nobody at the moment of asking). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once("error", reject);
-    probe.listen(0, "127.0.0.1", () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => resolve(port));
-    });
-  });
-}
-
-/** A throwaway redis-server of this test's own on the port, never the machine's shared one. */
-async function startRedis(port: number): Promise<{ stop(): Promise<void> }> {
-  const child: ChildProcess = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  await new Promise<void>((resolve, reject) => {
-    let output = "";
-    child.stdout!.on("data", (chunk: Buffer) => {
-      output += chunk.toString();
-      if (output.includes("Ready to accept connections")) resolve();
-    });
-    void exited.then(() => reject(new Error(`redis-server exited before it was ready:\n${output}`)));
-  });
-  return {
-    async stop() {
-      child.kill("SIGKILL");
-      await exited;
-    },
-  };
-}
-
-describe.skipIf(!hasRedisServer)("when Redis goes away", () => {
+describe.skipIf(!HAS_REDIS_SERVER)("when Redis goes away", () => {
   it("keeps signing in, and keeps throttling in process, until it is back", async () => {
-    const port = await freePort();
-    let redis = await startRedis(port);
+    const redis = await OwnRedis.create();
     const server = await startTestServer({
-      env: { REDIS_URL: `redis://127.0.0.1:${port}`, REDIS_CHANNEL_PREFIX: `pp-test-${randomBytes(6).toString("hex")}:` },
+      env: { REDIS_URL: redis.url, REDIS_CHANNEL_PREFIX: `pp-test-${randomBytes(6).toString("hex")}:` },
     });
     try {
       const { username } = await createUser(server, unique("outage"));
@@ -431,7 +393,7 @@ describe.skipIf(!hasRedisServer)("when Redis goes away", () => {
       expect(signUp.errors).toBeUndefined();
     } finally {
       // Back on the same port, so the instance's Redis clients close as they would in production.
-      redis = await startRedis(port);
+      await redis.start();
       await server.close();
       await redis.stop();
     }

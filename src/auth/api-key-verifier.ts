@@ -1,7 +1,7 @@
 import { timingSafeEqual } from "node:crypto";
 import type { PrismaClient } from "../db/index.js";
 import type { PartnerStatus } from "../generated/prisma/enums.js";
-import type { AppPubSub } from "../realtime/pubsub.js";
+import { listen, type AppPubSub, type PubSubConnection } from "../realtime/pubsub.js";
 import { hashSecret, parseSecret, type SecretEnvironment } from "./api-key-secret.js";
 
 export const VERIFICATION_CODES = [
@@ -55,6 +55,8 @@ export interface ApiKeyVerifier {
 export interface ApiKeyVerifierOptions {
   prisma: PrismaClient;
   pubsub: AppPubSub;
+  /** While Redis is away an invalidation from elsewhere could be missed: the cache is not used then. */
+  connection: Pick<PubSubConnection, "state" | "onStateChange">;
   hashKey: Uint8Array;
   environment: SecretEnvironment;
   now: () => Date;
@@ -121,6 +123,7 @@ export function createApiKeyVerifier(options: ApiKeyVerifierOptions): ApiKeyVeri
   }
 
   function cached(hash: string): CacheEntry | undefined {
+    if (options.connection.state === "disconnected") return undefined;
     const entry = cache.get(hash);
     if (!entry) return undefined;
     const ttl = entry.found ? POSITIVE_TTL_MS : NEGATIVE_TTL_MS;
@@ -164,7 +167,7 @@ export function createApiKeyVerifier(options: ApiKeyVerifierOptions): ApiKeyVeri
           cachedAt: monotonicMs(),
         }
       : { found: false, secretHash: hash, cachedAt: monotonicMs() };
-    if (epoch === startedAt) remember(entry);
+    if (epoch === startedAt && options.connection.state !== "disconnected") remember(entry);
     return entry;
   }
 
@@ -237,10 +240,14 @@ export function createApiKeyVerifier(options: ApiKeyVerifierOptions): ApiKeyVeri
     pubsub.publish("apiKey:invalidated", event);
   }
 
-  const subscription = pubsub.subscribe("apiKey:invalidated");
-  const listening = (async () => {
-    for await (const event of subscription) apply(event);
-  })();
+  const invalidations = listen(pubsub, "apiKey:invalidated", apply);
+  // Whatever was cached before Redis went away, or while it was away, may have missed an
+  // invalidation: it is dropped both when the connection is lost and when it returns.
+  const stopWatching = options.connection.onStateChange(() => {
+    epoch++;
+    loading.clear();
+    cache.clear();
+  });
 
   return {
     async verify(secret, verifyOptions = {}) {
@@ -288,8 +295,8 @@ export function createApiKeyVerifier(options: ApiKeyVerifierOptions): ApiKeyVeri
     },
 
     async close() {
-      await subscription.return?.();
-      await listening.catch(() => {});
+      stopWatching();
+      await invalidations.stop();
       while (pendingWrites.size > 0) await Promise.allSettled([...pendingWrites]);
       cache.clear();
     },

@@ -24,27 +24,38 @@ export async function endSession(services: Services, sessionId: string): Promise
     where: { id: sessionId, revokedAt: null },
     data: { revokedAt: services.now() },
   });
-  services.pubsub.publish("session:revoked", { sessionId });
+  await services.sessionCache.revoke(sessionId);
 }
 
 /**
  * The viewer a session token speaks for, or null when the token is forged, expired, or names a
- * session that has ended. The stored session is read on every request so logout is immediate.
+ * session that has ended. A session is read from the database once, then answered from this
+ * instance's cache, which every logout and change of rights clears on every instance.
  */
 export async function authenticateSessionToken(services: Services, token: string): Promise<Viewer | null> {
   const claims = await services.tokens.verify(token);
   if (!claims) return null;
-  const session = await services.prisma.session.findUnique({
-    where: { id: claims.sessionId },
-    select: {
-      revokedAt: true,
-      expiresAt: true,
-      user: { select: { id: true, username: true, role: true, partnerId: true } },
-    },
-  });
-  if (!session || session.revokedAt || session.expiresAt <= services.now()) return null;
-  if (session.user.id !== claims.userId) return null;
-  return { ...session.user, sessionId: claims.sessionId, sessionExpiresAt: session.expiresAt };
+  const { sessionCache } = services;
+  let answer = sessionCache.get(claims.sessionId);
+  if (answer === undefined) {
+    const readStartedAt = sessionCache.mark();
+    const session = await services.prisma.session.findUnique({
+      where: { id: claims.sessionId },
+      select: {
+        revokedAt: true,
+        expiresAt: true,
+        user: { select: { id: true, username: true, role: true, partnerId: true } },
+      },
+    });
+    // A revoked session never works again, so that answer may be kept as well as a valid one.
+    answer =
+      !session || session.revokedAt
+        ? "ended"
+        : { ...session.user, sessionId: claims.sessionId, sessionExpiresAt: session.expiresAt };
+    sessionCache.set(claims.sessionId, answer, readStartedAt);
+  }
+  if (answer === "ended" || answer.id !== claims.userId || answer.sessionExpiresAt <= services.now()) return null;
+  return answer;
 }
 
 /** The token in an `Authorization: Bearer <token>` header (or graphql-ws connectionParams). */

@@ -20,14 +20,19 @@ export interface DatabaseOptions {
   databaseUrl: string | undefined;
   dataDir: string;
   poolSize?: number;
+  /** Told each step of opening, as it happens (start-up output). */
+  progress?: (step: string) => void;
 }
 
 /** Opens PostgreSQL (a server, or the embedded one), applies migrations, and connects Prisma. */
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
+  const progress = options.progress ?? (() => {});
   let embedded: EmbeddedPostgres | undefined;
+  if (!options.databaseUrl) progress(`Database: starting embedded PostgreSQL in ${options.dataDir}`);
   const url = options.databaseUrl ?? (embedded = await startEmbeddedPostgres(options.dataDir)).url;
   try {
-    await migrateDatabase(url);
+    progress("Migrations: checking");
+    progress(`Migrations: ${await migrateDatabase(url)}`);
   } catch (error) {
     await embedded?.close();
     throw error;

@@ -3,7 +3,7 @@ import { InMemoryLiveQueryStore } from "@n1ru4l/in-memory-live-query-store";
 import { encodeGlobalID } from "@pothos/plugin-relay";
 import type { Plugin } from "graphql-yoga";
 import type { Services } from "../context.js";
-import type { AppPubSub } from "./pubsub.js";
+import { listen, type AppPubSub, type PubSubConnection } from "./pubsub.js";
 
 export { GraphQLLiveDirective };
 
@@ -39,7 +39,13 @@ export interface LiveQueries {
  * The in-memory live-query store of this instance, fed by the pub/sub's `live:invalidate`
  * channel, so an invalidation published on one instance (over Redis) re-runs queries on all.
  */
-export function createLiveQueries(pubsub: AppPubSub): LiveQueries {
+export function createLiveQueries(options: {
+  pubsub: AppPubSub;
+  connection: Pick<PubSubConnection, "onStateChange">;
+  /** Every root query field; all of them re-run when Redis returns, as invalidations may have been missed. */
+  rootFields: readonly string[];
+}): LiveQueries {
+  const { pubsub } = options;
   const store = new InMemoryLiveQueryStore({
     // The store's own per-query throttle checks Date.now() inside a timer that can fire a little
     // early under load, and then drops the update for good; invalidations are throttled below
@@ -56,22 +62,23 @@ export function createLiveQueries(pubsub: AppPubSub): LiveQueries {
     pending.clear();
     void store.invalidate(keys);
   };
-  const invalidations = pubsub.subscribe("live:invalidate");
-  const listening = (async () => {
-    for await (const { keys } of invalidations) {
-      for (const key of keys) pending.add(key);
-      // The first invalidation after a quiet interval goes through at once; later ones wait for
-      // the interval to end and go together.
-      timer ??= setTimeout(flush, Math.max(0, lastFlushAt + LIVE_THROTTLE_MS - performance.now()));
-    }
-  })();
+  const invalidate = (keys: readonly string[]) => {
+    for (const key of keys) pending.add(key);
+    // The first invalidation after a quiet interval goes through at once; later ones wait for
+    // the interval to end and go together.
+    timer ??= setTimeout(flush, Math.max(0, lastFlushAt + LIVE_THROTTLE_MS - performance.now()));
+  };
+  const invalidations = listen(pubsub, "live:invalidate", ({ keys }) => invalidate(keys));
+  const stopWatching = options.connection.onStateChange((state) => {
+    if (state === "connected") invalidate(options.rootFields.map((field) => `Query.${field}`));
+  });
   return {
     // @envelop/live-query declares the store type of its own (older) copy; the API it uses is the same.
     plugin: useLiveQuery({ liveQueryStore: store as unknown as UseLiveQueryOptions["liveQueryStore"] }) as Plugin,
     async close() {
       clearTimeout(timer);
-      await invalidations.return?.();
-      await listening.catch(() => {});
+      stopWatching();
+      await invalidations.stop();
     },
   };
 }

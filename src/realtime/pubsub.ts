@@ -62,6 +62,11 @@ export interface PubSubConnection {
   readonly publishFailures: number;
   /** Calls back on every change of state; answers a function that stops calling back. */
   onStateChange(listener: (state: PubSubState) => void): () => void;
+  /**
+   * Resolves once every message published so far has been accepted by Redis (which has then sent
+   * it to every subscribed instance) or has failed; at once in memory.
+   */
+  delivered(): Promise<void>;
 }
 
 export interface PubSubHandle {
@@ -87,7 +92,12 @@ export interface PubSubOptions {
  */
 export function createAppPubSub(options: PubSubOptions): PubSubHandle {
   if (!options.redisUrl) {
-    const connection: PubSubConnection = { state: "memory", publishFailures: 0, onStateChange: () => () => {} };
+    const connection: PubSubConnection = {
+      state: "memory",
+      publishFailures: 0,
+      onStateChange: () => () => {},
+      delivered: async () => {},
+    };
     return { pubsub: createPubSub<PubSubChannels>(), connection, close: async () => {} };
   }
   const bridge = createRedisBridge(options.redisUrl, options.channelPrefix, options.logger);
@@ -260,6 +270,9 @@ function createRedisBridge(redisUrl: string, prefix: string, logger?: YogaLogger
     onStateChange(listener) {
       stateListeners.add(listener);
       return () => stateListeners.delete(listener);
+    },
+    async delivered() {
+      await Promise.allSettled([...pending]);
     },
   };
 

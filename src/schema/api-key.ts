@@ -1,3 +1,4 @@
+import { queryFromInfo } from "@pothos/plugin-prisma";
 import { z } from "zod";
 import { generateSecret, hashSecret } from "../auth/api-key-secret.js";
 import { VERIFICATION_CODES, type Verification } from "../auth/api-key-verifier.js";
@@ -7,6 +8,7 @@ import { storableDate } from "../db/dates.js";
 import { invalidateLive, liveKey } from "../realtime/live-queries.js";
 import type { User as UserRow } from "../generated/prisma/client.js";
 import { builder } from "./builder.js";
+import { newestFirstPage } from "./pagination.js";
 import { badInput, conflict, isUniqueViolation, notFound, unauthenticated } from "./errors.js";
 import { PartnerOrganization, partnerIdVisibleTo, partnerReadScopes } from "./partner.js";
 import { readableUser, User } from "./user.js";
@@ -65,6 +67,8 @@ const newestFirst = [{ createdAt: "desc" }, { id: "desc" }] satisfies Prisma.Api
 
 export const AuditEvent = builder.prismaNode("AuditEvent", {
   id: { field: "id" },
+  // Select mode: only the columns the selected fields (and this type's authScopes) need.
+  select: { id: true, partnerId: true },
   description: "Who did what, when, to which key or credential. Readable by admins and the key's partnerAdmins.",
   // A node(id) lookup of an event the viewer may not read answers null.
   nullable: true,
@@ -98,6 +102,8 @@ export const AuditEvent = builder.prismaNode("AuditEvent", {
 export const APIKey = builder.prismaNode("ApiKey", {
   name: "APIKey",
   id: { field: "id" },
+  // Select mode: a key's hashes are never read on the way to a response.
+  select: { id: true, partnerId: true },
   description:
     "A partner's API key. Its secret is shown once, when created or rotated; only a keyed hash is kept. " +
     "Readable by staff and the partner's members.",
@@ -111,7 +117,7 @@ export const APIKey = builder.prismaNode("ApiKey", {
     tokenPrefix: t.exposeString("tokenPrefix", {
       description: "The first characters of the current secret, enough to recognise it in a list.",
     }),
-    scopes: t.field({ type: [ApiKeyScope], resolve: (key) => knownScopes(key.scopes) }),
+    scopes: t.field({ type: [ApiKeyScope], select: { scopes: true }, resolve: (key) => knownScopes(key.scopes) }),
     isActive: t.exposeBoolean("isActive", { description: "False once revoked." }),
     lastUsedAt: t.expose("lastUsedAt", {
       type: "DateTime",
@@ -249,27 +255,39 @@ const ApiKeyVerification = builder.objectRef<Verification>("ApiKeyVerification")
 });
 
 builder.queryFields((t) => ({
-  apiKeys: t.prismaConnection({
-    type: APIKey,
-    cursor: "id",
-    description: "Keys the viewer may read, newest first: staff all, a partner's members their partner's.",
-    args: {
-      partnerId: t.arg.globalID({ for: PartnerOrganization, required: false }),
-      includeRevoked: t.arg.boolean({ required: false, defaultValue: false }),
-    },
-    resolve: (query, _root, args, ctx) =>
-      ctx.prisma.apiKey.findMany({
-        ...query,
-        where: {
+  apiKeys: t.connection(
+    {
+      type: APIKey,
+      description: "Keys the viewer may read, newest first: staff all, a partner's members their partner's.",
+      args: {
+        partnerId: t.arg.globalID({ for: PartnerOrganization, required: false }),
+        includeRevoked: t.arg.boolean({ required: false, defaultValue: false }),
+      },
+      // Keyset paging, so every page (not only the first) loads its keys' partner and creator in
+      // the same statement as the keys.
+      resolve: (_root, args, ctx, info) => {
+        const where: Prisma.ApiKeyWhereInput = {
           AND: [
             apiKeysVisibleTo(ctx.viewer),
             args.partnerId ? { partnerId: args.partnerId.id } : {},
             args.includeRevoked ? {} : { revokedAt: null },
           ],
-        },
-        orderBy: newestFirst,
-      }),
-  }),
+        };
+        const query = queryFromInfo({ context: ctx, info, typeName: "APIKey", path: ["edges", "node"] }) as {
+          select?: Prisma.ApiKeySelect;
+        };
+        return newestFirstPage({ list: "APIKey", column: "createdAt", args }, (window) =>
+          ctx.prisma.apiKey.findMany({
+            select: { ...query.select, id: true, createdAt: true },
+            where: window.where ? { AND: [where, window.where] } : where,
+            orderBy: window.orderBy,
+            take: window.take,
+          }),
+        );
+      },
+    },
+    { name: "QueryApiKeysConnection" },
+  ),
 
   apiKey: t.prismaField({
     type: APIKey,

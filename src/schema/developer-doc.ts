@@ -34,6 +34,7 @@ async function docWriteScopes(docId: string, ctx: Context) {
 
 export const DeveloperDoc = builder.prismaNode("DeveloperDoc", {
   id: { field: "id" },
+  select: { id: true, isPublished: true, partnerId: true },
   description:
     "A page of developer documentation for one apiVersion. Published docs without a partner are public; a partner's docs are for that partner and staff; drafts are for staff. To anyone else a doc does not exist.",
   nullable: true,

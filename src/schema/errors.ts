@@ -88,14 +88,24 @@ export function findInputProblem(value: unknown): InputProblem | null {
 
 /** The first problem in a parsed operation's string literals or in its variables, if any. */
 export function findOperationInputProblem(document: DocumentNode, variables: unknown): InputProblem | null {
-  let found = findInputProblem(variables);
-  if (!found) {
+  return findInputProblem(variables) ?? literalProblem(document);
+}
+
+// Parsed documents are cached and shared by every request that sends the same text, so their
+// literals are looked at once.
+const literalProblems = new WeakMap<DocumentNode, InputProblem | null>();
+
+function literalProblem(document: DocumentNode): InputProblem | null {
+  let found = literalProblems.get(document);
+  if (found === undefined) {
+    found = null;
     visit(document, {
       [Kind.STRING]: (node) => {
         found = textProblem(node.value);
         if (found) return BREAK;
       },
     });
+    literalProblems.set(document, found);
   }
   return found;
 }

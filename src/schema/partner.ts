@@ -39,6 +39,7 @@ export const partnerVisibleTo = (viewer: Viewer | null): Prisma.PartnerOrganizat
 
 export const PartnerOrganization = builder.prismaNode("PartnerOrganization", {
   id: { field: "id" },
+  select: { id: true },
   description:
     "A partner organisation that uses the company's API. Readable by staff and its own members; to anyone else it does not exist.",
   // A node(id) lookup of a partner the viewer may not read answers null.

@@ -11,6 +11,7 @@ import { conflict, isUniqueViolation, notFound } from "./errors.js";
  */
 export const ServiceCredential = builder.prismaNode("ServiceCredential", {
   id: { field: "id" },
+  select: { id: true },
   description: "A machine credential for the company's API gateway. Admins only; the secret is shown once.",
   // A node(id) lookup by anyone but an admin answers null.
   nullable: true,
@@ -19,7 +20,7 @@ export const ServiceCredential = builder.prismaNode("ServiceCredential", {
   fields: (t) => ({
     name: t.exposeString("name"),
     tokenPrefix: t.exposeString("tokenPrefix", { description: "The first characters of the secret." }),
-    isActive: t.boolean({ resolve: (credential) => credential.revokedAt === null }),
+    isActive: t.boolean({ select: { revokedAt: true }, resolve: (credential) => credential.revokedAt === null }),
     revokedAt: t.expose("revokedAt", { type: "DateTime", nullable: true }),
     lastUsedAt: t.expose("lastUsedAt", { type: "DateTime", nullable: true }),
     createdAt: t.expose("createdAt", { type: "DateTime" }),

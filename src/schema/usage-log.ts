@@ -3,8 +3,7 @@ import type { GraphQLResolveInfo } from "graphql";
 import { z } from "zod";
 import type { Context } from "../context.js";
 import { EARLIEST_STORABLE_DATE, storableDate } from "../db/dates.js";
-import type { Prisma } from "../db/index.js";
-import type { UsageLog as UsageLogRow } from "../generated/prisma/client.js";
+import { Prisma } from "../db/index.js";
 import { HttpMethod as HttpMethodValues } from "../generated/prisma/enums.js";
 import {
   ingestUsage,
@@ -23,6 +22,8 @@ import {
 import { APIKey } from "./api-key.js";
 import { builder, isStaff, memberPartnerId } from "./builder.js";
 import { badInput } from "./errors.js";
+import { newestFirstPage, MAX_PAGE_SIZE, type PageArgs } from "./pagination.js";
+import { selectsOnly } from "./planned-query.js";
 import { PartnerOrganization, partnerIdVisibleTo, partnerReadScopes } from "./partner.js";
 
 // Who may do what with usage (the product table): the gateway (a service credential, or an admin)
@@ -33,6 +34,7 @@ export const HttpMethod = builder.enumType("HttpMethod", { values: Object.values
 
 export const UsageLog = builder.prismaNode("UsageLog", {
   id: { field: "id" },
+  select: { id: true, partnerId: true },
   description: "Requests one API key made to one endpoint with one outcome, as the gateway reported them.",
   nullable: true,
   findUnique: (id, ctx) => ({ id, partnerId: partnerIdVisibleTo(ctx.viewer) }),
@@ -178,72 +180,25 @@ function usageLogWhere(ctx: Context, filter: UsageLogFilterValue | null | undefi
   return { AND: conditions };
 }
 
-const DEFAULT_PAGE = 20;
-const MAX_PAGE = 100;
-const CURSOR_PREFIX = "UsageLog:";
-
-// Keyset cursors: the row's (occurredAt, id). A page after a cursor is the same whatever was
-// inserted since, unlike an offset.
-const encodeCursor = (row: { occurredAt: Date; id: string }) =>
-  Buffer.from(`${CURSOR_PREFIX}${row.occurredAt.getTime()}:${row.id}`).toString("base64url");
-
-function decodeCursor(cursor: string): { occurredAt: Date; id: string } {
-  const text = Buffer.from(cursor, "base64url").toString();
-  // Negative: rows dated before 1970.
-  const match = /^UsageLog:(-?\d{1,15}):([0-9a-f-]{1,64})$/.exec(text);
-  if (!match) throw badInput("The cursor is not one this list gave");
-  return { occurredAt: new Date(Number(match[1])), id: match[2]! };
-}
-
-interface PageArgs {
-  first?: number | null;
-  after?: string | null;
-  last?: number | null;
-  before?: string | null;
-}
-
 /** A page of usage logs, newest first, with the relations the query selected loaded alongside. */
-async function usageLogPage(ctx: Context, info: GraphQLResolveInfo, where: Prisma.UsageLogWhereInput, args: PageArgs) {
-  const backward = args.last != null || args.before != null;
-  if (backward && (args.first != null || args.after != null)) {
-    throw badInput("Page with first/after or with last/before, not both");
-  }
-  const size = (backward ? args.last : args.first) ?? DEFAULT_PAGE;
-  if (size < 0 || size > MAX_PAGE) throw badInput(`A page holds 0 to ${MAX_PAGE} usage logs`);
-  const cursor = backward ? args.before : args.after;
-  const at = cursor ? decodeCursor(cursor) : null;
-  const beyond: Prisma.UsageLogWhereInput | null = at
-    ? backward
-      ? { OR: [{ occurredAt: { gt: at.occurredAt } }, { occurredAt: at.occurredAt, id: { gt: at.id } }] }
-      : { OR: [{ occurredAt: { lt: at.occurredAt } }, { occurredAt: at.occurredAt, id: { lt: at.id } }] }
-    : null;
-  const direction = backward ? "asc" : "desc";
-  const query = queryFromInfo({ context: ctx, info, typeName: "UsageLog", path: ["edges", "node"] });
-  const rows: UsageLogRow[] = await ctx.prisma.usageLog.findMany({
-    ...query,
-    where: beyond ? { AND: [where, beyond] } : where,
-    orderBy: [{ occurredAt: direction }, { id: direction }],
-    take: size + 1,
-  });
-  const more = rows.length > size;
-  const page = rows.slice(0, size);
-  if (backward) page.reverse();
-  const edges = page.map((node) => ({ cursor: encodeCursor(node), node }));
-  return {
-    edges,
-    pageInfo: {
-      hasNextPage: backward ? !!at : more,
-      hasPreviousPage: backward ? more : !!at,
-      startCursor: edges[0]?.cursor ?? null,
-      endCursor: edges.at(-1)?.cursor ?? null,
-    },
+function usageLogPage(ctx: Context, info: GraphQLResolveInfo, where: Prisma.UsageLogWhereInput, args: PageArgs) {
+  const query = queryFromInfo({ context: ctx, info, typeName: "UsageLog", path: ["edges", "node"] }) as {
+    select?: Prisma.UsageLogSelect;
   };
+  return newestFirstPage({ list: "UsageLog", column: "occurredAt", args }, (window) =>
+    ctx.prisma.usageLog.findMany({
+      select: { ...query.select, id: true, occurredAt: true },
+      where: window.where ? { AND: [where, window.where] } : where,
+      orderBy: window.orderBy,
+      take: window.take,
+    }),
+  );
 }
 
 const UsageLogConnection = builder.connectionObject({
   type: UsageLog,
   name: "UsageLogConnection",
-  description: `Usage logs newest first (occurredAt, then id). Pages of at most ${MAX_PAGE}; cursors stay valid as rows arrive.`,
+  description: `Usage logs newest first (occurredAt, then id). Pages of at most ${MAX_PAGE_SIZE}; cursors stay valid as rows arrive.`,
 });
 
 builder.queryFields((t) => ({
@@ -379,6 +334,9 @@ builder.queryFields((t) => ({
 // ---------------------------------------------------------------------------------------------
 // Live
 
+/** The columns a published event carries (every scalar of the row). */
+const EVENT_COLUMNS = new Set(Object.values(Prisma.UsageLogScalarFieldEnum));
+
 builder.subscriptionFields((t) => ({
   usageLogCreated: t.prismaField({
     type: UsageLog,
@@ -404,8 +362,6 @@ builder.subscriptionFields((t) => ({
       }),
     // The event carries every column; the database is read only for relations the operation selected.
     resolve: (query, log, _args, ctx) =>
-      "include" in query || "select" in query
-        ? ctx.prisma.usageLog.findUniqueOrThrow({ ...query, where: { id: log.id } })
-        : log,
+      selectsOnly(query, EVENT_COLUMNS) ? log : ctx.prisma.usageLog.findUniqueOrThrow({ ...query, where: { id: log.id } }),
   }),
 }));

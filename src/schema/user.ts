@@ -2,8 +2,9 @@ import { z } from "zod";
 import { hashPassword, verifyAgainstDecoy, verifyPassword } from "../auth/password.js";
 import { endAllSessions, endSession, startSession } from "../auth/sessions.js";
 import type { Context } from "../context.js";
-import type { Prisma } from "../generated/prisma/client.js";
+import type { Prisma, User as UserRow } from "../generated/prisma/client.js";
 import { builder, isStaff, memberPartnerId } from "./builder.js";
+import { selectsOnly } from "./planned-query.js";
 import { badInput, clientError, conflict, isUniqueViolation, notFound, unauthenticated } from "./errors.js";
 import { PartnerOrganization, partnerReadScopes } from "./partner.js";
 
@@ -51,6 +52,8 @@ export function userVisibleTo(ctx: Context): Prisma.UserWhereInput {
 
 export const User = builder.prismaNode("User", {
   id: { field: "id" },
+  // Select mode: a password hash is never read on the way to a response.
+  select: { id: true, partnerId: true },
   description:
     "A person who signs in: company staff, or a member of one partner organisation. Readable by staff, by the user, and by members of the same partner (so a partner's primary contact too); to anyone else it does not exist.",
   nullable: true,
@@ -149,10 +152,20 @@ builder.queryFields((t) => ({
     type: "User",
     nullable: true,
     description: "The signed-in user, or null when signed out.",
-    resolve: (query, _root, _args, ctx) =>
-      ctx.viewer ? ctx.prisma.user.findUnique({ ...query, where: { id: ctx.viewer.id } }) : null,
+    resolve: (query, _root, _args, ctx) => {
+      if (!ctx.viewer) return null;
+      // What the session already says (id, username, role, partner) needs no database statement.
+      if (selectsOnly(query, VIEWER_COLUMNS)) {
+        const { id, username, role, partnerId } = ctx.viewer;
+        return { id, username, role, partnerId } as UserRow;
+      }
+      return ctx.prisma.user.findUnique({ ...query, where: { id: ctx.viewer.id } });
+    },
   }),
 }));
+
+const VIEWER_COLUMNS = new Set(["id", "username", "role", "partnerId"]);
+
 
 builder.mutationFields((t) => ({
   signUp: t.field({

@@ -1,0 +1,318 @@
+import { randomBytes } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import autocannon from "autocannon";
+import pg from "pg";
+import { startScript, type Started } from "./support/processes.js";
+import { startStatementProxy, type StatementProxy } from "../support/pg-proxy.js";
+
+/**
+ * `npm run bench -- http`: the read path against the framework it runs on. In one run: a bare
+ * graphql-yoga server from this project's own packages, this server (on TEST_DATABASE_URL's
+ * PostgreSQL, with TEST_REDIS_URL's Redis when set; else the embedded database, labelled), and
+ * the same 20-key flow written as one `$queryRaw` behind bare Yoga. Each row is loaded with
+ * autocannon (20 connections; BENCH_DURATION_S seconds, 15 by default), every response body is
+ * compared with the expected one, and the statements one request runs are counted on the wire.
+ */
+const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 15);
+const WARMUP_S = Number(process.env.BENCH_WARMUP_S ?? 3);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 20);
+const KEYS_PER_PARTNER = 20;
+const PASSWORD = "bench password, long enough";
+
+interface Row {
+  label: string;
+  url: string;
+  query: string;
+  variables?: Record<string, unknown>;
+  token?: string;
+  /** Checks the first response; its exact body is then expected of every response under load. */
+  check(body: unknown): string | null;
+  /** Counts the statements of one request through this proxy, when there is one. */
+  counter?: StatementProxy;
+}
+
+interface Measured {
+  label: string;
+  rps: number;
+  p50: number;
+  p99: number;
+  statements: number | null;
+  bad: number;
+}
+
+async function post(url: string, query: string, variables?: Record<string, unknown>, token?: string) {
+  const response = await fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: JSON.stringify({ query, variables }),
+  });
+  const text = await response.text();
+  return { status: response.status, text, json: JSON.parse(text) as { data?: any; errors?: unknown[] } };
+}
+
+async function gql<T = any>(url: string, query: string, variables?: Record<string, unknown>, token?: string): Promise<T> {
+  const { json } = await post(url, query, variables, token);
+  if (json.errors || !json.data) throw new Error(`${query.slice(0, 60)}…: ${JSON.stringify(json.errors)}`);
+  return json.data as T;
+}
+
+async function load(row: Row): Promise<Measured> {
+  const first = await post(row.url, row.query, row.variables, row.token);
+  const problem = first.status === 200 ? row.check(first.json) : `HTTP ${first.status}`;
+  if (problem) throw new Error(`${row.label}: ${problem}\n${first.text.slice(0, 500)}`);
+
+  let statements: number | null = null;
+  if (row.counter) {
+    // Writes a request leaves behind after answering (a throttled lastUsedAt) land first.
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    const before = row.counter.statements;
+    await post(row.url, row.query, row.variables, row.token);
+    statements = row.counter.statements - before;
+  }
+
+  const options = {
+    url: row.url,
+    method: "POST" as const,
+    connections: CONNECTIONS,
+    headers: { "content-type": "application/json", ...(row.token ? { authorization: `Bearer ${row.token}` } : {}) },
+    body: JSON.stringify({ query: row.query, variables: row.variables }),
+    expectBody: first.text,
+  };
+  if (WARMUP_S > 0) await autocannon({ ...options, duration: WARMUP_S });
+  const result = await autocannon({ ...options, duration: DURATION_S });
+  return {
+    label: row.label,
+    rps: result.requests.average,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    statements,
+    bad: result.mismatches + result.non2xx + result.errors + result.timeouts,
+  };
+}
+
+function print(rows: Measured[], baseline: { rps: number; p99: number }) {
+  const header = ["what", "req/s", "p50 ms", "p99 ms", "ratio", "p99 ×", "SQL/req", "bad"];
+  const lines = rows.map((row) => [
+    row.label,
+    Math.round(row.rps).toLocaleString("en"),
+    row.p50.toFixed(0),
+    row.p99.toFixed(0),
+    (row.rps / baseline.rps).toFixed(3),
+    (row.p99 / Math.max(baseline.p99, 1)).toFixed(1),
+    row.statements === null ? "n/a" : String(row.statements),
+    String(row.bad),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((line) => line[i]!.length)));
+  const format = (cells: string[]) => cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join("  ");
+  console.log(format(header));
+  for (const line of lines) console.log(format(line));
+}
+
+async function createDatabase(serverUrl: string): Promise<{ url: string; drop(): Promise<void> }> {
+  const name = `pp_bench_${randomBytes(4).toString("hex")}`;
+  const admin = new pg.Client({ connectionString: serverUrl });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE "${name}"`);
+  await admin.end();
+  const url = new URL(serverUrl);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    async drop() {
+      const client = new pg.Client({ connectionString: serverUrl });
+      await client.connect();
+      await client.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+      await client.end();
+    },
+  };
+}
+
+/** Two partners, each with a partnerAdmin who issues 20 keys, and a gateway credential: all through the API. */
+export async function seed(url: string, adminLogin: { login: string; password: string }) {
+  const login = (input: { login: string; password: string }) =>
+    gql<{ login: { token: string } }>(url, `mutation ($input: LoginInput!) { login(input: $input) { token } }`, { input }).then(
+      (data) => data.login.token,
+    );
+  const admin = await login(adminLogin);
+  const partners: Array<{ id: string; name: string; adminToken: string; adminUsername: string; secrets: string[] }> = [];
+  for (const name of ["Bench Freight", "Bench Payments"]) {
+    const { createPartner } = await gql(url, `mutation ($name: String!) { createPartner(input: { name: $name }) { id } }`, { name }, admin);
+    const username = `${name.toLowerCase().replace(/\s+/g, "-")}-admin`;
+    const { signUp } = await gql(
+      url,
+      `mutation ($input: SignUpInput!) { signUp(input: $input) { user { id } } }`,
+      { input: { username, email: `${username}@example.com`, password: PASSWORD } },
+    );
+    await gql(url, `mutation ($u: ID!, $p: ID) { setUserPartner(userId: $u, partnerId: $p) { id } }`, { u: signUp.user.id, p: createPartner.id }, admin);
+    await gql(url, `mutation ($u: ID!) { setUserRole(userId: $u, role: partnerAdmin) { id } }`, { u: signUp.user.id }, admin);
+    const adminToken = await login({ login: username, password: PASSWORD });
+    const secrets: string[] = [];
+    for (let i = 0; i < KEYS_PER_PARTNER; i++) {
+      const { createApiKey } = await gql(
+        url,
+        `mutation ($input: CreateApiKeyInput!) { createApiKey(input: $input) { secret } }`,
+        { input: { partnerId: createPartner.id, keyName: `key-${String(i).padStart(2, "0")}`, scopes: ["USAGE_READ", "USAGE_WRITE"] } },
+        adminToken,
+      );
+      secrets.push(createApiKey.secret);
+    }
+    partners.push({ id: createPartner.id, name, adminToken, adminUsername: username, secrets });
+  }
+  const { createServiceCredential } = await gql(
+    url,
+    `mutation { createServiceCredential(name: "bench-gateway") { secret } }`,
+    {},
+    admin,
+  );
+  return { partners, gateway: createServiceCredential.secret as string };
+}
+
+/** `npm start`'s time to ready on an empty embedded data folder, then on the same folder again. */
+async function measureStartup(): Promise<{ empty: number; existing: number }> {
+  const dataDir = await mkdtemp(path.join(tmpdir(), "pp-bench-start-"));
+  const env = { DATA_DIR: dataDir, PORT: "0", HOST: "127.0.0.1", DATABASE_URL: undefined, REDIS_URL: undefined };
+  try {
+    const times: number[] = [];
+    for (let run = 0; run < 2; run++) {
+      const started = await startScript("src/server.ts", env, /GraphiQL:\s+(http\S+)/);
+      times.push(started.startupMs);
+      await started.stop();
+    }
+    return { empty: times[0]!, existing: times[1]! };
+  } finally {
+    await rm(dataDir, { recursive: true, force: true });
+  }
+}
+
+export default async function run(): Promise<void> {
+  const databaseServer = process.env.TEST_DATABASE_URL || undefined;
+  const redisUrl = process.env.TEST_REDIS_URL || undefined;
+  const children: Started[] = [];
+  let database: { url: string; drop(): Promise<void> } | undefined;
+  let counter: StatementProxy | undefined;
+  let dataDir: string | undefined;
+  try {
+    const startup = await measureStartup();
+    console.log(
+      `start-up (npm start, embedded): empty data folder ${(startup.empty / 1000).toFixed(1)} s, existing ${(startup.existing / 1000).toFixed(1)} s`,
+    );
+
+    const bare = await startScript("test/bench/servers/bare-yoga.ts", {}, /listening on (\S+)/);
+    children.push(bare);
+
+    const adminLogin = { login: "bench-admin", password: PASSWORD };
+    const env: Record<string, string | undefined> = {
+      PORT: "0",
+      HOST: "127.0.0.1",
+      LOG_LEVEL: "warn",
+      SEED_DEMO: "false",
+      ADMIN_EMAIL: "bench-admin@example.com",
+      ADMIN_USERNAME: adminLogin.login,
+      ADMIN_PASSWORD: PASSWORD,
+      REDIS_URL: redisUrl,
+      REDIS_CHANNEL_PREFIX: `pp-bench-${randomBytes(4).toString("hex")}:`,
+    };
+    let where: string;
+    if (databaseServer) {
+      database = await createDatabase(databaseServer);
+      counter = await startStatementProxy(database.url);
+      Object.assign(env, {
+        DATABASE_URL: counter.url,
+        JWT_SECRET: randomBytes(32).toString("base64url"),
+        API_KEY_HASH_SECRET: randomBytes(32).toString("base64url"),
+      });
+      where = `PostgreSQL${redisUrl ? " and Redis" : ""}`;
+    } else {
+      dataDir = await mkdtemp(path.join(tmpdir(), "pp-bench-"));
+      Object.assign(env, { DATA_DIR: dataDir, DATABASE_URL: undefined });
+      where = "EMBEDDED PGlite (fallback: set TEST_DATABASE_URL for PostgreSQL; statements not counted)";
+    }
+    const portal = await startScript("src/server.ts", env, /GraphiQL:\s+(http\S+)/);
+    children.push(portal);
+    const url = portal.match[1]!;
+    const { partners, gateway } = await seed(url, adminLogin);
+    const partner = partners[0]!;
+
+    const raw = database
+      ? await startScript(
+          "test/bench/servers/raw-keys.ts",
+          { DATABASE_URL: counter!.url, PARTNER_ID: Buffer.from(partner.id, "base64").toString().split(":")[1] },
+          /listening on (\S+)/,
+        )
+      : null;
+    if (raw) children.push(raw);
+
+    const KEYS_QUERY = `{ apiKeys(first: 20) { edges { node { keyName tokenPrefix scopes partner { name } createdBy { username } } } } }`;
+    const checkKeys = (body: any): string | null => {
+      const edges = body?.data?.apiKeys?.edges;
+      if (!Array.isArray(edges) || edges.length !== KEYS_PER_PARTNER) return "expected 20 keys";
+      const bad = edges.find(
+        (edge: any) => edge.node.partner?.name !== partner.name || edge.node.createdBy?.username !== partner.adminUsername,
+      );
+      return bad ? "a key with the wrong partner or creator" : null;
+    };
+    const rows: Row[] = [
+      {
+        label: "bare graphql-yoga { __typename }",
+        url: bare.match[1]!,
+        query: "{ __typename }",
+        check: (body: any) => (body?.data?.__typename === "Query" ? null : "expected Query"),
+      },
+      ...(raw
+        ? [
+            {
+              label: "bare Yoga + one $queryRaw: 20 keys, no auth",
+              url: raw.match[1]!,
+              query: KEYS_QUERY,
+              check: (body: any) => (body?.data?.apiKeys?.edges?.length === KEYS_PER_PARTNER ? null : "expected 20 keys"),
+              counter,
+            },
+          ]
+        : []),
+      {
+        label: "this server: partnerAdmin lists its 20 keys",
+        url,
+        query: KEYS_QUERY,
+        token: partner.adminToken,
+        check: checkKeys,
+        counter,
+      },
+      {
+        label: "this server: { viewer { id username role } }",
+        url,
+        query: "{ viewer { id username role } }",
+        token: partner.adminToken,
+        check: (body: any) => (body?.data?.viewer?.username === partner.adminUsername ? null : "expected the viewer"),
+        counter,
+      },
+      {
+        label: "this server: verifyApiKey (cached, credential)",
+        url,
+        query: `query ($secret: String!) { verifyApiKey(secret: $secret, requiredScopes: [USAGE_WRITE]) { valid code scopes } }`,
+        variables: { secret: partner.secrets[0] },
+        token: gateway,
+        check: (body: any) => (body?.data?.verifyApiKey?.valid === true ? null : "expected a valid key"),
+        counter,
+      },
+    ];
+
+    console.log(`this server on ${where}; ${CONNECTIONS} connections, ${DURATION_S} s per row after ${WARMUP_S} s warm-up`);
+    const measured: Measured[] = [];
+    for (const row of rows) measured.push(await load(row));
+    // The floor again at the end: the machine is shared, so its drift shows here.
+    const again = await load(rows[0]!);
+    again.label = "bare graphql-yoga again (drift check)";
+    measured.push(again);
+    const baseline = { rps: (measured[0]!.rps + again.rps) / 2, p99: (measured[0]!.p99 + again.p99) / 2 };
+    console.log("ratio = req/s ÷ the mean of the two bare Yoga runs; p99 × = p99 ÷ their mean p99");
+    print(measured, baseline);
+    if (measured.some((row) => row.bad > 0)) throw new Error("some responses did not match the expected body");
+  } finally {
+    for (const child of children.reverse()) await child.stop();
+    await counter?.close();
+    await database?.drop();
+    if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,67 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
+
+export interface Started {
+  child: ChildProcess;
+  /** The first match of `ready` in the output (e.g. the URL the server printed). */
+  match: RegExpExecArray;
+  /** Milliseconds from spawn to that line. */
+  startupMs: number;
+  /** Everything the process has written so far (for error reports). */
+  output(): string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Runs a TypeScript entry point (through tsx's loader, as `npm start` does) in its own process
+ * and waits for a line of its output to match `ready`.
+ */
+export function startScript(
+  script: string,
+  env: Record<string, string | undefined>,
+  ready: RegExp,
+  options: { timeoutMs?: number; nodeArgs?: string[] } = {},
+): Promise<Started> {
+  const timeoutMs = options.timeoutMs ?? 120_000;
+  const started = performance.now();
+  const child = spawn(process.execPath, ["--import", "tsx", ...(options.nodeArgs ?? []), script], {
+    cwd: projectRoot,
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  const stop = () =>
+    new Promise<void>((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve();
+      child.once("exit", () => resolve());
+      child.kill("SIGTERM");
+    });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      void stop();
+      reject(new Error(`${script} did not start in ${timeoutMs} ms:\n${output}`));
+    }, timeoutMs);
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString();
+      const match = ready.exec(output);
+      if (match) {
+        clearTimeout(timer);
+        child.stdout!.off("data", onData);
+        child.stderr!.off("data", onData);
+        // Keep draining, so a chatty process never blocks on a full pipe.
+        child.stdout!.on("data", (more: Buffer) => (output += more.toString()));
+        child.stderr!.on("data", (more: Buffer) => (output += more.toString()));
+        resolve({ child, match, startupMs: performance.now() - started, output: () => output, stop });
+      }
+    };
+    child.stdout!.on("data", onData);
+    child.stderr!.on("data", onData);
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${script} exited with ${code} before it was ready:\n${output}`));
+    });
+  });
+}
