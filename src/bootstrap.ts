@@ -8,15 +8,12 @@ export interface BootstrapResult {
 
 /** Demo data into an empty database (unless SEED_DEMO=false), then the operator's admin if asked. */
 export async function bootstrapData(app: App, progress: (step: string) => void = () => {}): Promise<BootstrapResult> {
-  const { config, prisma, secrets } = app.services;
+  const { config } = app;
+  const { prisma } = app.services;
   let demo: DemoSeed | null = null;
   if (config.seedDemo && (await prisma.user.count()) === 0) {
     progress("Seed: adding demo data to the empty database");
-    demo = await seedDemoData(prisma, {
-      password: config.demoPassword,
-      apiKeyHashSecret: secrets.apiKeyHashSecret,
-      apiKeyEnvironment: config.apiKeys.environment,
-    });
+    demo = await seedDemoData(app.services, { password: config.demoPassword });
   }
   const admin = config.admin ? await ensureAdmin(prisma, config.admin) : null;
   return { demo, admin };

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
-import { generateSecret, hashSecret, type SecretEnvironment } from "./auth/api-key-secret.js";
 import { hashPassword } from "./auth/password.js";
 import type { PrismaClient } from "./db/index.js";
+import type { ApiKeys } from "./domain/api-keys.js";
 import type { HttpMethod, Role } from "./generated/prisma/enums.js";
 
 export interface DemoAccount {
@@ -19,8 +19,6 @@ export interface DemoSeed {
 export interface SeedOptions {
   /** One password for every demo account; generated when not given. */
   password?: string;
-  apiKeyHashSecret: Uint8Array;
-  apiKeyEnvironment: SecretEnvironment;
   now?: Date;
 }
 
@@ -41,7 +39,10 @@ const ENDPOINTS: Array<[string, HttpMethod]> = [
 const STATUSES = [200, 200, 200, 200, 201, 204, 304, 400, 401, 404, 429, 500, 503];
 
 /** Wipes nothing: adds the demo organisations, people, keys, usage and docs. */
-export async function seedDemoData(prisma: PrismaClient, options: SeedOptions): Promise<DemoSeed> {
+export async function seedDemoData(
+  { prisma, apiKeys }: { prisma: PrismaClient; apiKeys: ApiKeys },
+  options: SeedOptions = {},
+): Promise<DemoSeed> {
   const password = options.password ?? generatePassword();
   const passwordHash = await hashPassword(password);
   const now = options.now ?? new Date();
@@ -90,21 +91,15 @@ export async function seedDemoData(prisma: PrismaClient, options: SeedOptions): 
     });
 
     for (const keyName of ["Production", "Staging"]) {
-      const { secret, tokenPrefix } = generateSecret("ppk", options.apiKeyEnvironment);
-      const key = await prisma.apiKey.create({
-        data: {
-          keyName,
-          tokenPrefix,
-          scopes: keyName === "Production" ? ["usage:read", "usage:write", "docs:read"] : ["docs:read"],
-          secretHash: hashSecret(options.apiKeyHashSecret, secret),
-          partnerId: partner.id,
-          createdById: partnerAdmin.id,
-          lastUsedAt: now,
-        },
+      // Issued as the partner's admin would issue it (its secret is not kept: nobody needs it).
+      const { apiKeyId } = await apiKeys.issue({
+        partnerId: partner.id,
+        keyName,
+        scopes: keyName === "Production" ? ["usage:read", "usage:write", "docs:read"] : ["docs:read"],
+        expiresAt: null,
+        actorUserId: partnerAdmin.id,
       });
-      await prisma.auditEvent.create({
-        data: { action: "apiKeyCreated", actorUserId: partnerAdmin.id, partnerId: partner.id, apiKeyId: key.id },
-      });
+      const key = await prisma.apiKey.update({ where: { id: apiKeyId }, data: { lastUsedAt: now }, select: { id: true } });
       await prisma.usageLog.createMany({
         data: Array.from({ length: 60 }, (_, i) => {
           sequence += 1;

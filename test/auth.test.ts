@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LOGIN_FAILURES_PER_ACCOUNT } from "../src/auth/login-throttle.js";
-import { SESSION_ENDED_CLOSE_CODE } from "../src/realtime/websocket.js";
+import { SESSION_ENDED_CLOSE_CODE } from "../src/http/websocket.js";
 import { randomBytes } from "node:crypto";
 import { TEST_DATABASE_URL, TEST_REDIS_URL } from "./support/database.js";
 import { errorCodes, sharedSecrets, startTestServer, type TestServer } from "./support/server.js";

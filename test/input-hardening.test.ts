@@ -11,8 +11,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { MAX_REQUEST_BYTES } from "../src/app.js";
 import { ConfigError, loadConfig } from "../src/config.js";
-import { QUERY_LIMITS } from "../src/query-limits.js";
-import { MAX_INPUT_DEPTH } from "../src/schema/errors.js";
+import { QUERY_LIMITS } from "../src/http/plugins/query-limits.js";
+import { MAX_INPUT_DEPTH } from "../src/http/plugins/malformed-input.js";
 import { errorCodes, startTestServer, type GraphQLResponse, type TestServer } from "./support/server.js";
 import { sseStream, wsStream } from "./support/streams.js";
 import { createUser, type SignedInUser } from "./support/users.js";
@@ -258,6 +258,14 @@ function sendChunked(options: { bytes: number; end: boolean; method?: string; co
 }
 
 describe("a request body over 1 MiB", () => {
+  // The server runs in this process: a fault in answering 413 would surface here, not as a status.
+  const processErrors: unknown[] = [];
+  const record = (error: unknown) => processErrors.push(error);
+  beforeAll(() => void process.on("uncaughtException", record).on("unhandledRejection", record));
+  afterAll(async () => {
+    process.off("uncaughtException", record).off("unhandledRejection", record);
+  });
+
   it.each([
     ["application/json", "application/json"],
     ["application/graphql", "application/json"],
@@ -303,6 +311,14 @@ describe("a request body over 1 MiB", () => {
       expect(received).not.toContain('"__typename"');
     }
     expect((await post(`{ __typename }`)).data).toEqual({ __typename: "Query" });
+  });
+
+  it("never faults the server process while refusing", async () => {
+    for (let i = 0; i < 3; i++) expect((await sendChunked({ bytes: 2 * MAX_REQUEST_BYTES, end: true })).status).toBe(413);
+    // Whatever the refusals leave to run (closing their sockets) has run once a later request is answered.
+    expect((await post(`{ __typename }`)).data).toEqual({ __typename: "Query" });
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(processErrors).toEqual([]);
   });
 
   it("over a WebSocket, closes that socket with 1009 and the server keeps serving", async () => {

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createWorld, type World } from "./support/matrix.js";
 import { errorCodes, startTestServer, type TestServer } from "./support/server.js";
-import { SESSION_ENDED_CLOSE_CODE } from "../src/realtime/websocket.js";
+import { SESSION_ENDED_CLOSE_CODE } from "../src/http/websocket.js";
 import { createUser, TEST_PASSWORD } from "./support/users.js";
 
 const PARTNERS = /* GraphQL */ `

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { QUERY_LIMITS } from "../src/query-limits.js";
+import { QUERY_LIMITS } from "../src/http/plugins/query-limits.js";
 import { errorCodes, startTestServer, type TestServer } from "./support/server.js";
 import { createUser } from "./support/users.js";
 

@@ -248,7 +248,7 @@ describe("bearer tokens that must not authenticate", () => {
     const session = await server.app.services.prisma.session.findFirstOrThrow({
       where: { userId: world.users.developerA.id, revokedAt: null },
     });
-    const { jwtSecret } = server.app.services.secrets;
+    const { jwtSecret } = server.app.secrets;
     const { issuer, audience } = server.config.jwt;
     const sign = (options: { iss?: string; aud?: string; alg?: string; sub?: string; exp?: number }) =>
       new SignJWT({ sid: session.id })

@@ -4,7 +4,7 @@
 import { randomBytes } from "node:crypto";
 import { getNamedType, isInputObjectType, type GraphQLInputType, type GraphQLSchema } from "graphql";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { SESSION_ENDED_CLOSE_CODE } from "../src/realtime/websocket.js";
+import { SESSION_ENDED_CLOSE_CODE } from "../src/http/websocket.js";
 import { buildSchema } from "../src/schema/index.js";
 import { MAX_EVENT_AGE_MS, MAX_FUTURE_SKEW_MS } from "../src/usage/ingest.js";
 import { createTestDatabase, TEST_DATABASE_URL, TEST_REDIS_URL } from "./support/database.js";

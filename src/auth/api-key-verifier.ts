@@ -15,6 +15,26 @@ export const VERIFICATION_CODES = [
 ] as const;
 export type VerificationCode = (typeof VERIFICATION_CODES)[number];
 
+/** The state of a key that decides whether it may be used. */
+export interface KeyState {
+  isActive: boolean;
+  revokedAt: Date | null;
+  /** When the presented secret stops working (the key's expiry, or a rotated-out secret's grace end). */
+  expiresAt: Date | null;
+  partnerStatus: PartnerStatus;
+}
+
+/**
+ * Why a key may not be used at this time, or null when it may: the one rule that verification
+ * (for the gateway) and ingest (for usage naming a key by id) both apply.
+ */
+export function keyRefusal(key: KeyState, now: Date): "REVOKED" | "EXPIRED" | "PARTNER_SUSPENDED" | null {
+  if (!key.isActive || key.revokedAt) return "REVOKED";
+  if (key.expiresAt && key.expiresAt.getTime() <= now.getTime()) return "EXPIRED";
+  if (key.partnerStatus !== "active") return "PARTNER_SUSPENDED";
+  return null;
+}
+
 /** What a verification answers. Ids are the database ids (not Relay global ids). */
 export interface Verification {
   valid: boolean;
@@ -43,12 +63,6 @@ export interface ApiKeyVerifier {
   invalidateKey(apiKeyId: string): Promise<void>;
   /** Drops a partner's keys from every instance's cache (after its status changed). */
   invalidatePartner(partnerId: string): Promise<void>;
-  /** Resolves when an invalidation naming this key or partner has been applied on this instance. */
-  waitForInvalidation(match: { apiKeyId?: string; partnerId?: string }): Promise<void>;
-  /** Resolves when the pending `lastUsedAt` writes have finished. */
-  idle(): Promise<void>;
-  /** Counters since start (for tests and metrics): cache hits and database reads. */
-  readonly stats: { readonly cacheHits: number; readonly databaseReads: number; readonly entries: number };
   close(): Promise<void>;
 }
 
@@ -71,7 +85,8 @@ interface CachedKey {
   partnerStatus: PartnerStatus;
   scopes: string[];
   expiresAt: Date | null;
-  revoked: boolean;
+  isActive: boolean;
+  revokedAt: Date | null;
   /** Set when the hash is a rotated-out secret: when it stops working. */
   previousSecretExpiresAt: Date | null;
   cachedAt: number;
@@ -105,11 +120,8 @@ export function createApiKeyVerifier(options: ApiKeyVerifierOptions): ApiKeyVeri
   const loading = new Map<string, Promise<CacheEntry>>();
   // Bumped by every invalidation; a database read that started before one is not cached.
   let epoch = 0;
-  let cacheHits = 0;
-  let databaseReads = 0;
   const lastTouched = new Map<string, number>();
   const pendingWrites = new Set<Promise<unknown>>();
-  const waiters = new Set<{ apiKeyId?: string; partnerId?: string; resolve: () => void }>();
 
   function remember(entry: CacheEntry) {
     cache.delete(entry.secretHash);
@@ -138,7 +150,6 @@ export function createApiKeyVerifier(options: ApiKeyVerifierOptions): ApiKeyVeri
 
   async function load(hash: string): Promise<CacheEntry> {
     const startedAt = epoch;
-    databaseReads++;
     const key = await prisma.apiKey.findFirst({
       where: { OR: [{ secretHash: hash }, { previousSecretHash: hash }] },
       select: {
@@ -162,7 +173,8 @@ export function createApiKeyVerifier(options: ApiKeyVerifierOptions): ApiKeyVeri
           partnerStatus: key.partner.status,
           scopes: key.scopes,
           expiresAt: key.expiresAt,
-          revoked: !key.isActive || key.revokedAt !== null,
+          isActive: key.isActive,
+          revokedAt: key.revokedAt,
           previousSecretExpiresAt: sameHash(key.secretHash, hash) ? null : (key.previousSecretExpiresAt ?? new Date(0)),
           cachedAt: monotonicMs(),
         }
@@ -173,10 +185,7 @@ export function createApiKeyVerifier(options: ApiKeyVerifierOptions): ApiKeyVeri
 
   function lookup(hash: string): Promise<CacheEntry> {
     const hit = cached(hash);
-    if (hit) {
-      cacheHits++;
-      return Promise.resolve(hit);
-    }
+    if (hit) return Promise.resolve(hit);
     let pending = loading.get(hash);
     if (!pending) {
       const started: Promise<CacheEntry> = load(hash).finally(() => {
@@ -222,16 +231,8 @@ export function createApiKeyVerifier(options: ApiKeyVerifierOptions): ApiKeyVeri
       if (!entry.found) continue;
       if (entry.apiKeyId === event.apiKeyId || entry.partnerId === event.partnerId) cache.delete(hash);
     }
-    for (const waiter of waiters) {
-      if (
-        (waiter.apiKeyId !== undefined && waiter.apiKeyId === event.apiKeyId) ||
-        (waiter.partnerId !== undefined && waiter.partnerId === event.partnerId)
-      ) {
-        waiters.delete(waiter);
-        waiter.resolve();
-      }
-    }
   }
+
 
   async function invalidate(event: { apiKeyId: string | null; partnerId: string | null }) {
     // Applied here at once, so this instance's next verification already sees the change; the
@@ -269,9 +270,8 @@ export function createApiKeyVerifier(options: ApiKeyVerifierOptions): ApiKeyVeri
         scopes: entry.scopes,
         expiresAt: secretExpiresAt,
       });
-      if (entry.revoked) return answer("REVOKED");
-      if (secretExpiresAt && secretExpiresAt.getTime() <= now.getTime()) return answer("EXPIRED");
-      if (entry.partnerStatus !== "active") return answer("PARTNER_SUSPENDED");
+      const refusal = keyRefusal({ ...entry, expiresAt: secretExpiresAt }, now);
+      if (refusal) return answer(refusal);
       if (verifyOptions.requiredScopes?.some((scope) => !entry.scopes.includes(scope))) {
         return answer("INSUFFICIENT_SCOPE");
       }
@@ -281,18 +281,6 @@ export function createApiKeyVerifier(options: ApiKeyVerifierOptions): ApiKeyVeri
 
     invalidateKey: (apiKeyId) => invalidate({ apiKeyId, partnerId: null }),
     invalidatePartner: (partnerId) => invalidate({ apiKeyId: null, partnerId }),
-
-    waitForInvalidation(match) {
-      return new Promise<void>((resolve) => waiters.add({ ...match, resolve }));
-    },
-
-    async idle() {
-      while (pendingWrites.size > 0) await Promise.allSettled([...pendingWrites]);
-    },
-
-    get stats() {
-      return { cacheHits, databaseReads, entries: cache.size };
-    },
 
     async close() {
       stopWatching();

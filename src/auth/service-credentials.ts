@@ -1,4 +1,4 @@
-import type { ServiceCaller } from "../context.js";
+import type { ServiceCaller } from "./callers.js";
 import type { PrismaClient } from "../db/index.js";
 import { listen, type AppPubSub, type PubSubConnection } from "../realtime/pubsub.js";
 import { hashSecret, parseSecret } from "./api-key-secret.js";
@@ -17,11 +17,6 @@ const MAX_ENTRIES = 1_000;
 export interface ServiceCredentialAuth {
   /** The credential a `pps_…` bearer secret belongs to, or null when it is unknown, malformed or revoked. */
   authenticate(secret: string): Promise<ServiceCaller | null>;
-  /**
-   * After a revocation has committed: every instance forgets what it trusted, and ends the
-   * credential's streams and WebSockets (see realtime/session-streams).
-   */
-  revoked(credentialId: string): void;
   close(): Promise<void>;
 }
 
@@ -32,20 +27,20 @@ export interface ServiceCredentialAuth {
 export function createServiceCredentialAuth(options: {
   prisma: PrismaClient;
   pubsub: AppPubSub;
-  connection: Pick<PubSubConnection, "onStateChange">;
+  connection: Pick<PubSubConnection, "state" | "onStateChange">;
   hashKey: Uint8Array;
 }): ServiceCredentialAuth {
   const cache = new Map<string, { caller: ServiceCaller | null; at: number }>();
   const revocations = listen(options.pubsub, "serviceCredential:revoked", () => cache.clear());
-  const stopWatching = options.connection.onStateChange((state) => {
-    if (state === "connected") cache.clear();
-  });
+  // A revocation elsewhere reaches this instance only as a message: while Redis is away nothing
+  // is answered from the cache, and it starts empty again when Redis returns.
+  const stopWatching = options.connection.onStateChange(() => cache.clear());
 
   return {
     async authenticate(secret) {
       if (parseSecret(secret)?.kind !== "pps") return null;
       const hash = hashSecret(options.hashKey, secret);
-      const hit = cache.get(hash);
+      const hit = options.connection.state === "disconnected" ? undefined : cache.get(hash);
       if (hit && performance.now() - hit.at < (hit.caller ? TRUST_MS : UNKNOWN_MS)) return hit.caller;
       const row = await options.prisma.serviceCredential.findUnique({
         where: { secretHash: hash },
@@ -55,11 +50,6 @@ export function createServiceCredentialAuth(options: {
       if (cache.size >= MAX_ENTRIES) cache.clear();
       cache.set(hash, { caller, at: performance.now() });
       return caller;
-    },
-    revoked(credentialId) {
-      // Here at once (the message may travel through Redis first), and on every other instance.
-      cache.clear();
-      options.pubsub.publish("serviceCredential:revoked", { credentialId });
     },
     async close() {
       stopWatching();

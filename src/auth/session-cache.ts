@@ -1,5 +1,5 @@
 import { LRUCache } from "lru-cache";
-import type { Viewer } from "../context.js";
+import type { Viewer } from "./callers.js";
 import { listen, type AppPubSub, type PubSubConnection } from "../realtime/pubsub.js";
 
 export interface SessionCache {

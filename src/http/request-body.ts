@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { clientError } from "../schema/errors.js";
+import { clientError } from "../errors.js";
 
 /**
  * Reads a request's body, counting the bytes as they arrive, and hands it to Yoga already read
@@ -25,6 +25,6 @@ function tooLarge(req: IncomingMessage, res: ServerResponse, maxBytes: number): 
   const error = clientError("BAD_USER_INPUT", `Request body exceeds ${maxBytes} bytes`);
   res.writeHead(413, { "content-type": "application/json", connection: "close" });
   // The rest of the body is not read: the socket goes once the answer has been written.
-  res.end(JSON.stringify({ errors: [error.toJSON()] }), () => req.socket.destroy());
+  res.end(JSON.stringify({ errors: [error.toJSON()] }), () => req.socket?.destroy());
   return false;
 }

@@ -63,8 +63,9 @@ export interface PubSubConnection {
   /** Calls back on every change of state; answers a function that stops calling back. */
   onStateChange(listener: (state: PubSubState) => void): () => void;
   /**
-   * Resolves once every message published so far has been accepted by Redis (which has then sent
-   * it to every subscribed instance) or has failed; at once in memory.
+   * Resolves once every message published so far has been taken by Redis and, on a channel this
+   * instance listens to, has come back to it (Redis writes a message to all subscribers together),
+   * or has failed; at once in memory.
    */
   delivered(): Promise<void>;
 }
@@ -108,7 +109,11 @@ export function createAppPubSub(options: PubSubOptions): PubSubHandle {
   };
 }
 
-/** Runs `handle` for every message on a channel until `stop()`; a failing handler is logged, never fatal. */
+/**
+ * Runs `handle` for every message on a channel until `stop()`: the one way the server listens to
+ * a channel. A failing handler is logged (to `logger`, or standard error) and never ends the
+ * listening, nor the process.
+ */
 export function listen<K extends keyof PubSubChannels>(
   pubsub: AppPubSub,
   channel: K,
@@ -123,7 +128,7 @@ export function listen<K extends keyof PubSubChannels>(
       try {
         await handle(payload);
       } catch (error) {
-        logger?.error(`pub/sub: handling a ${String(channel)} message failed`, error);
+        (logger ?? console).error(`pub/sub: handling a ${String(channel)} message failed`, error);
       }
     }
   })();
@@ -138,8 +143,13 @@ export function listen<K extends keyof PubSubChannels>(
 /** A message as it travels through Redis: who sent it, so an instance skips its own echo. */
 interface Envelope {
   origin: string;
+  /** Numbers this instance's messages, so it can tell when one has come back to it. */
+  seq: number;
   detail: unknown;
 }
+
+/** How long `delivered()` waits for a message to come back before giving up on it. */
+const ECHO_WAIT_MS = 1000;
 
 function createRedisBridge(redisUrl: string, prefix: string, logger?: YogaLogger) {
   const origin = randomUUID();
@@ -162,6 +172,9 @@ function createRedisBridge(redisUrl: string, prefix: string, logger?: YogaLogger
   let lastError: string | null = null;
   const stateListeners = new Set<(state: PubSubState) => void>();
   const pending = new Set<Promise<unknown>>();
+  let sequence = 0;
+  // Messages on channels this instance listens to, until Redis has sent them back to it.
+  const echoes = new Map<number, () => void>();
   let closing = false;
 
   const update = () => {
@@ -221,7 +234,10 @@ function createRedisBridge(redisUrl: string, prefix: string, logger?: YogaLogger
       logger?.warn(`pub/sub: ignored a message on ${channel} that is not JSON`);
       return;
     }
-    if (envelope.origin === origin) return;
+    if (envelope.origin === origin) {
+      echoes.get(envelope.seq)?.();
+      return;
+    }
     local.dispatchEvent(new CustomEvent(channel.slice(prefix.length), { detail: envelope.detail }));
   });
 
@@ -249,11 +265,30 @@ function createRedisBridge(redisUrl: string, prefix: string, logger?: YogaLogger
     },
     dispatchEvent(event) {
       local.dispatchEvent(new CustomEvent(event.type, { detail: event.detail }));
-      const envelope: Envelope = { origin, detail: event.detail };
-      const sent = publishClient.publish(prefix + event.type, JSON.stringify(envelope)).catch((error: Error) => {
-        publishFailures++;
-        logger?.warn(`pub/sub: ${event.type} reached this instance only (${error.message})`);
-      });
+      const envelope: Envelope = { origin, seq: ++sequence, detail: event.detail };
+      // Redis answers a publisher before it writes to the subscribers, so the answer alone does
+      // not say the others have it. When this instance listens to the channel too, the message is
+      // awaited until it comes back here, since Redis writes it to every subscriber in one go.
+      let echoed: Promise<void> = Promise.resolve();
+      if (listeners.has(event.type)) {
+        echoed = new Promise<void>((resolve) => {
+          const done = () => {
+            clearTimeout(timer);
+            echoes.delete(envelope.seq);
+            resolve();
+          };
+          const timer = setTimeout(done, ECHO_WAIT_MS);
+          echoes.set(envelope.seq, done);
+        });
+      }
+      const sent = publishClient
+        .publish(prefix + event.type, JSON.stringify(envelope))
+        .then(() => echoed)
+        .catch((error: Error) => {
+          echoes.get(envelope.seq)?.();
+          publishFailures++;
+          logger?.warn(`pub/sub: ${event.type} reached this instance only (${error.message})`);
+        });
       pending.add(sent);
       void sent.finally(() => pending.delete(sent));
       return true;
@@ -280,6 +315,8 @@ function createRedisBridge(redisUrl: string, prefix: string, logger?: YogaLogger
     eventTarget,
     connection,
     async close() {
+      // Messages are not awaited back at shutdown, only handed over.
+      for (const done of echoes.values()) done();
       await Promise.allSettled([...pending]);
       closing = true;
       stateListeners.clear();

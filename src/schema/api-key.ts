@@ -1,18 +1,16 @@
-import { queryFromInfo } from "@pothos/plugin-prisma";
 import { z } from "zod";
-import { generateSecret, hashSecret } from "../auth/api-key-secret.js";
 import { VERIFICATION_CODES, type Verification } from "../auth/api-key-verifier.js";
-import type { Context, Viewer } from "../context.js";
+import type { Context } from "./context.js";
 import type { Prisma } from "../db/index.js";
 import { storableDate } from "../db/dates.js";
-import { invalidateLive, liveKey } from "../realtime/live-queries.js";
+import { MAX_GRACE_PERIOD_SECONDS } from "../domain/api-keys.js";
 import type { User as UserRow } from "../generated/prisma/client.js";
 import { builder } from "./builder.js";
 import { newestFirstPage } from "./pagination.js";
-import { badInput, conflict, isUniqueViolation, notFound, unauthenticated } from "./errors.js";
-import { PartnerOrganization, partnerIdVisibleTo, partnerReadScopes } from "./partner.js";
+import { unauthenticated } from "../errors.js";
+import { readPolicy } from "./access.js";
+import { PartnerOrganization } from "./partner.js";
 import { readableUser, User } from "./user.js";
-import "./service-credential.js";
 
 /**
  * The declared scopes a key may carry. GraphQL enum names cannot contain ':', so each value's
@@ -36,69 +34,16 @@ export const ApiKeyScope = builder.enumType("ApiKeyScope", {
   values: API_KEY_SCOPES,
 });
 
-export const AuditAction = builder.enumType("AuditAction", {
-  values: [
-    "apiKeyCreated",
-    "apiKeyRotated",
-    "apiKeyRevoked",
-    "serviceCredentialCreated",
-    "serviceCredentialRevoked",
-  ] as const,
+/** Who may read a key: staff every one, a partner's members their partner's; nobody else any. */
+export const apiKeyPolicy = readPolicy<{ partnerId: string }, Prisma.ApiKeyWhereInput>({
+  staff: true,
+  partnerMember: "partnerId",
 });
-
-/** Seven days: long enough to roll a key through any deployment, short enough to bound a leak. */
-export const MAX_GRACE_PERIOD_SECONDS = 7 * 24 * 60 * 60;
-
-/** The keys a viewer may read: those of the partners the viewer may read. */
-export const apiKeysVisibleTo = (viewer: Viewer | null): Prisma.ApiKeyWhereInput => ({
-  partnerId: partnerIdVisibleTo(viewer),
-});
-
-/** Audit events a viewer may read: admins all, a partnerAdmin their partner's, others none. */
-const auditEventsVisibleTo = (viewer: Viewer | null): Prisma.AuditEventWhereInput => {
-  if (viewer?.role === "admin") return {};
-  return viewer?.role === "partnerAdmin" && viewer.partnerId ? { partnerId: viewer.partnerId } : { id: { in: [] } };
-};
 
 /** A parent row whose `select` loaded the named user relation (Pothos does not type it). */
 type WithUser<K extends string> = Record<K, UserRow | null>;
 
 const newestFirst = [{ createdAt: "desc" }, { id: "desc" }] satisfies Prisma.ApiKeyOrderByWithRelationInput[];
-
-export const AuditEvent = builder.prismaNode("AuditEvent", {
-  id: { field: "id" },
-  // Select mode: only the columns the selected fields (and this type's authScopes) need.
-  select: { id: true, partnerId: true },
-  description: "Who did what, when, to which key or credential. Readable by admins and the key's partnerAdmins.",
-  // A node(id) lookup of an event the viewer may not read answers null.
-  nullable: true,
-  findUnique: (id, ctx) => ({ id, AND: [auditEventsVisibleTo(ctx.viewer)] }),
-  authScopes: (event) => (event.partnerId ? { admin: true, partnerAdmin: event.partnerId } : { admin: true }),
-  fields: (t) => ({
-    action: t.expose("action", { type: AuditAction }),
-    actor: t.field({
-      type: User,
-      nullable: true,
-      description: "The user who acted; null for the command line, or when the viewer may not read that user.",
-      select: (_args, _ctx, nestedSelection) => ({ actorUser: nestedSelection(true) }),
-      resolve: (event, _args, ctx) => readableUser(ctx, (event as WithUser<"actorUser">).actorUser),
-    }),
-    serviceCredential: t.relation("actorCredential", {
-      nullable: true,
-      description: "The service credential that acted, or that was acted on. Admins only.",
-      authScopes: { admin: true },
-      unauthorizedResolver: () => null,
-    }),
-    apiKey: t.relation("apiKey", { nullable: true }),
-    detail: t.expose("detail", {
-      type: "JSON",
-      nullable: true,
-      description: "What changed (name, scopes, expiry, grace period). Never a secret or its hash.",
-    }),
-    createdAt: t.expose("createdAt", { type: "DateTime" }),
-  }),
-});
-
 export const APIKey = builder.prismaNode("ApiKey", {
   name: "APIKey",
   id: { field: "id" },
@@ -109,9 +54,9 @@ export const APIKey = builder.prismaNode("ApiKey", {
     "Readable by staff and the partner's members.",
   // A node(id) lookup of a key the viewer may not read answers null.
   nullable: true,
-  findUnique: (id, ctx) => ({ id, AND: [apiKeysVisibleTo(ctx.viewer)] }),
+  findUnique: (id, ctx) => ({ id, AND: [apiKeyPolicy.where(ctx)] }),
   // The gateway sees the key it verified (verifyApiKey); it finds no key any other way.
-  authScopes: (key) => ({ ...partnerReadScopes(key.partnerId), gateway: true }),
+  authScopes: (key) => ({ ...apiKeyPolicy.scopes(key), gateway: true }),
   fields: (t) => ({
     keyName: t.exposeString("keyName", { description: "Unique within the partner (revoked keys included)." }),
     tokenPrefix: t.exposeString("tokenPrefix", {
@@ -161,7 +106,7 @@ builder.prismaObjectField(PartnerOrganization, "apiKeys", (t) =>
     // Filtered by the viewer too: the gateway reaches a partner through one verified key and must
     // not list the partner's other keys from there.
     query: (args, ctx) => ({
-      where: { AND: [apiKeysVisibleTo(ctx.viewer), args.includeRevoked ? {} : { revokedAt: null }] },
+      where: { AND: [apiKeyPolicy.where(ctx), args.includeRevoked ? {} : { revokedAt: null }] },
       orderBy: newestFirst,
     }),
   }),
@@ -268,21 +213,13 @@ builder.queryFields((t) => ({
       resolve: (_root, args, ctx, info) => {
         const where: Prisma.ApiKeyWhereInput = {
           AND: [
-            apiKeysVisibleTo(ctx.viewer),
+            apiKeyPolicy.where(ctx),
             args.partnerId ? { partnerId: args.partnerId.id } : {},
             args.includeRevoked ? {} : { revokedAt: null },
           ],
         };
-        const query = queryFromInfo({ context: ctx, info, typeName: "APIKey", path: ["edges", "node"] }) as {
-          select?: Prisma.ApiKeySelect;
-        };
-        return newestFirstPage({ list: "APIKey", column: "createdAt", args }, (window) =>
-          ctx.prisma.apiKey.findMany({
-            select: { ...query.select, id: true, createdAt: true },
-            where: window.where ? { AND: [where, window.where] } : where,
-            orderBy: window.orderBy,
-            take: window.take,
-          }),
+        return newestFirstPage({ list: "APIKey", typeName: "APIKey", column: "createdAt", where, args, ctx, info }, (query) =>
+          ctx.prisma.apiKey.findMany(query as Prisma.ApiKeyFindManyArgs),
         );
       },
     },
@@ -295,7 +232,7 @@ builder.queryFields((t) => ({
     description: "A key by id; null when it does not exist or the viewer may not read it.",
     args: { id: t.arg.globalID({ for: APIKey, required: true }) },
     resolve: (query, _root, args, ctx) =>
-      ctx.prisma.apiKey.findFirst({ ...query, where: { AND: [{ id: args.id.id }, apiKeysVisibleTo(ctx.viewer)] } }),
+      ctx.prisma.apiKey.findFirst({ ...query, where: { AND: [{ id: args.id.id }, apiKeyPolicy.where(ctx)] } }),
   }),
 
   verifyApiKey: t.field({
@@ -320,12 +257,7 @@ builder.queryFields((t) => ({
   }),
 }));
 
-/** Re-runs `@live` queries showing the key or a list of keys, on every instance. */
-function keyChanged(ctx: Context, apiKeyId: string, partnerId: string) {
-  invalidateLive(ctx.services, [liveKey("APIKey", apiKeyId), liveKey("PartnerOrganization", partnerId), "Query.apiKeys"]);
-}
-
-/** The signed-in user acting; the field's authScopes already required one. */
+/** The user acting; every key write's authScopes admit only signed-in users (admin or partnerAdmin). */
 function actingUserId(ctx: Context): string {
   if (!ctx.viewer) throw unauthenticated();
   return ctx.viewer.id;
@@ -337,56 +269,20 @@ async function keyWriters(ctx: Context, apiKeyId: string) {
   return key ? { admin: true, activePartnerAdmin: key.partnerId } : { admin: true };
 }
 
-const isRecordNotFound = (error: unknown) =>
-  typeof error === "object" && error !== null && (error as { code?: unknown }).code === "P2025";
-
 builder.mutationFields((t) => ({
   createApiKey: t.field({
     type: CreateApiKeyPayload,
     description: "Issues a key. Admins for any partner; a partnerAdmin for their own active partner.",
     args: { input: t.arg({ type: CreateApiKeyInput, required: true }) },
     authScopes: (_root, args) => ({ admin: true, activePartnerAdmin: args.input.partnerId.id }),
-    resolve: async (_root, { input }, ctx) => {
-      const now = ctx.services.now();
-      if (input.expiresAt && input.expiresAt.getTime() <= now.getTime()) {
-        throw badInput("input.expiresAt: Expiry must be in the future", {
-          issues: [{ path: ["input", "expiresAt"], message: "Expiry must be in the future" }],
-        });
-      }
-      const partnerId = input.partnerId.id;
-      const partner = await ctx.prisma.partnerOrganization.findUnique({ where: { id: partnerId }, select: { id: true } });
-      if (!partner) throw notFound("No such partner");
-      const userId = actingUserId(ctx);
-      const scopes = [...new Set(input.scopes)];
-      const { secret, tokenPrefix } = generateSecret("ppk", ctx.services.config.apiKeys.environment);
-      try {
-        const key = await ctx.prisma.apiKey.create({
-          data: {
-            keyName: input.keyName,
-            tokenPrefix,
-            scopes,
-            expiresAt: input.expiresAt ?? null,
-            partnerId,
-            createdById: userId,
-            secretHash: hashSecret(ctx.services.secrets.apiKeyHashSecret, secret),
-            events: {
-              create: {
-                action: "apiKeyCreated",
-                actorUserId: userId,
-                partnerId,
-                detail: { keyName: input.keyName, scopes, expiresAt: input.expiresAt?.toISOString() ?? null },
-              },
-            },
-          },
-          select: { id: true },
-        });
-        keyChanged(ctx, key.id, partnerId);
-        return { apiKeyId: key.id, secret };
-      } catch (error) {
-        if (isUniqueViolation(error)) throw conflict("This partner already has a key with that name", { field: "keyName" });
-        throw error;
-      }
-    },
+    resolve: (_root, { input }, ctx) =>
+      ctx.services.apiKeys.issue({
+        partnerId: input.partnerId.id,
+        keyName: input.keyName,
+        scopes: input.scopes,
+        expiresAt: input.expiresAt ?? null,
+        actorUserId: actingUserId(ctx),
+      }),
   }),
 
   rotateApiKey: t.field({
@@ -407,54 +303,7 @@ builder.mutationFields((t) => ({
       }),
     },
     authScopes: (_root, args, ctx) => keyWriters(ctx, args.id.id),
-    resolve: async (_root, args, ctx) => {
-      const id = args.id.id;
-      const now = ctx.services.now();
-      const current = await ctx.prisma.apiKey.findUnique({
-        where: { id },
-        select: { secretHash: true, revokedAt: true, expiresAt: true, partnerId: true },
-      });
-      if (!current) throw notFound("No such API key");
-      if (current.revokedAt) throw conflict("A revoked key cannot be rotated", { reason: "REVOKED" });
-      if (current.expiresAt && current.expiresAt.getTime() <= now.getTime()) {
-        throw conflict("An expired key cannot be rotated", { reason: "EXPIRED" });
-      }
-      const userId = actingUserId(ctx);
-      const previousSecretExpiresAt = new Date(now.getTime() + args.gracePeriodSeconds * 1000);
-      const { secret, tokenPrefix } = generateSecret("ppk", ctx.services.config.apiKeys.environment);
-      try {
-        // Conditional on the hash read above: a concurrent rotate or revoke makes this one fail
-        // instead of silently dropping the other's secret.
-        await ctx.prisma.apiKey.update({
-          where: { id, secretHash: current.secretHash, revokedAt: null },
-          data: {
-            secretHash: hashSecret(ctx.services.secrets.apiKeyHashSecret, secret),
-            tokenPrefix,
-            previousSecretHash: current.secretHash,
-            previousSecretExpiresAt,
-            rotatedAt: now,
-            events: {
-              create: {
-                action: "apiKeyRotated",
-                actorUserId: userId,
-                partnerId: current.partnerId,
-                detail: {
-                  gracePeriodSeconds: args.gracePeriodSeconds,
-                  previousSecretExpiresAt: previousSecretExpiresAt.toISOString(),
-                },
-              },
-            },
-          },
-          select: { id: true },
-        });
-      } catch (error) {
-        if (isRecordNotFound(error)) throw conflict("The key changed while rotating it; try again");
-        throw error;
-      }
-      await ctx.services.apiKeyVerifier.invalidateKey(id);
-      keyChanged(ctx, id, current.partnerId);
-      return { apiKeyId: id, secret };
-    },
+    resolve: (_root, args, ctx) => ctx.services.apiKeys.rotate(args.id.id, args.gracePeriodSeconds, actingUserId(ctx)),
   }),
 
   revokeApiKey: t.prismaField({
@@ -463,27 +312,8 @@ builder.mutationFields((t) => ({
     args: { id: t.arg.globalID({ for: APIKey, required: true }) },
     authScopes: (_root, args, ctx) => keyWriters(ctx, args.id.id),
     resolve: async (query, _root, args, ctx) => {
-      const id = args.id.id;
-      const userId = actingUserId(ctx);
-      const key = await ctx.prisma.apiKey.findUnique({ where: { id }, select: { partnerId: true } });
-      if (!key) throw notFound("No such API key");
-      try {
-        await ctx.prisma.apiKey.update({
-          where: { id, revokedAt: null },
-          data: {
-            revokedAt: ctx.services.now(),
-            isActive: false,
-            events: { create: { action: "apiKeyRevoked", actorUserId: userId, partnerId: key.partnerId } },
-          },
-          select: { id: true },
-        });
-      } catch (error) {
-        // Already revoked: nothing changes and no second event is written.
-        if (!isRecordNotFound(error)) throw error;
-      }
-      await ctx.services.apiKeyVerifier.invalidateKey(id);
-      keyChanged(ctx, id, key.partnerId);
-      return ctx.prisma.apiKey.findUniqueOrThrow({ ...query, where: { id } });
+      await ctx.services.apiKeys.revoke(args.id.id, actingUserId(ctx));
+      return ctx.prisma.apiKey.findUniqueOrThrow({ ...query, where: { id: args.id.id } });
     },
   }),
 }));

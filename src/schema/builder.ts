@@ -5,22 +5,14 @@ import ScopeAuthPlugin from "@pothos/plugin-scope-auth";
 import ValidationPlugin from "@pothos/plugin-validation";
 import { DateTimeResolver, EmailAddressResolver, JSONResolver, SafeIntResolver } from "graphql-scalars";
 import { z } from "zod";
-import type { Context, SignedInContext, Viewer } from "../context.js";
+import { admits } from "./access.js";
+import type { Context, SignedInContext } from "./context.js";
 import type PrismaTypes from "../generated/pothos-types.js";
 import { getDatamodel } from "../generated/pothos-types.js";
-import { badInput, forbidden, unauthenticated } from "./errors.js";
-
-const STAFF_ROLES = new Set(["admin", "support"]);
-const PARTNER_ROLES = new Set(["partnerAdmin", "developer"]);
+import { badInput, forbidden, unauthenticated } from "../errors.js";
 
 /** `nodes(ids:)` looks up at most this many records in one call. */
 export const MAX_NODE_IDS = 100;
-
-export const isStaff = (viewer: Viewer | null) => !!viewer && STAFF_ROLES.has(viewer.role);
-
-/** The viewer's partner when they are one of its partnerAdmins or developers, else null. */
-export const memberPartnerId = (viewer: Viewer | null) =>
-  viewer && PARTNER_ROLES.has(viewer.role) ? viewer.partnerId : null;
 
 export interface AuthScopes {
   /** Any signed-in user. */
@@ -86,18 +78,18 @@ export const builder = new SchemaBuilder<{
   },
   scopeAuth: {
     authorizeOnSubscribe: true,
+    // Each scope as access.ts defines who it admits, so lists and lookups filter by the same rules.
     authScopes: (ctx) => ({
-      signedIn: !!ctx.viewer,
-      admin: ctx.viewer?.role === "admin",
-      staff: isStaff(ctx.viewer),
-      partnerMember: (partnerId) => memberPartnerId(ctx.viewer) === partnerId,
-      partnerAdmin: (partnerId) => ctx.viewer?.role === "partnerAdmin" && ctx.viewer.partnerId === partnerId,
+      signedIn: admits("signedIn", ctx),
+      admin: admits("admin", ctx),
+      staff: admits("staff", ctx),
+      gateway: admits("gateway", ctx),
+      partnerMember: (partnerId) => admits("partnerMember", ctx, partnerId),
+      partnerAdmin: (partnerId) => admits("partnerAdmin", ctx, partnerId),
+      self: (userId) => admits("self", ctx, userId),
       activePartnerAdmin: async (partnerId) =>
-        ctx.viewer?.role === "partnerAdmin" &&
-        ctx.viewer.partnerId === partnerId &&
+        admits("partnerAdmin", ctx, partnerId) &&
         (await ctx.prisma.partnerOrganization.count({ where: { id: partnerId, status: "active" } })) === 1,
-      self: (userId) => ctx.viewer?.id === userId || ctx.authenticatedNow.has(userId),
-      gateway: !!ctx.service || ctx.viewer?.role === "admin",
     }),
     unauthorizedError: (_parent, ctx) => (ctx.viewer || ctx.service ? forbidden() : unauthenticated()),
   },

@@ -1,9 +1,11 @@
 import { lexicographicSortSchema, specifiedDirectives } from "graphql";
-import { GraphQLLiveDirective } from "../realtime/live-queries.js";
+import { GraphQLLiveDirective } from "@envelop/live-query";
 import { builder } from "./builder.js";
 import "./partner.js";
 import "./user.js";
 import "./api-key.js";
+import "./audit-event.js";
+import "./service-credential.js";
 import "./developer-doc.js";
 import "./usage-log.js";
 

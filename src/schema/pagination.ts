@@ -1,4 +1,7 @@
-import { badInput } from "./errors.js";
+import { queryFromInfo } from "@pothos/plugin-prisma";
+import type { GraphQLResolveInfo } from "graphql";
+import { badInput } from "../errors.js";
+import type { Context } from "./context.js";
 
 /** Relay paging arguments, as every connection takes them. */
 export interface PageArgs {
@@ -13,29 +16,29 @@ export const DEFAULT_PAGE_SIZE = 20;
 export const MAX_PAGE_SIZE = 100;
 
 type Direction = "asc" | "desc";
-type Comparison<T> = { lt: T } | { gt: T };
 
 /**
  * One page of a list ordered newest first by (a timestamp column, id), with keyset cursors: the
  * row's (timestamp, id). A page after a cursor is the same whatever was inserted since, unlike an
- * offset, and the page is one statement: the position is a `where`, so Prisma can load the
- * selected relations in the same query (its own `cursor` would cost extra statements).
+ * offset, and the page is one statement: the position is a `where`, so Prisma loads the relations
+ * the operation selected in the same query (its own `cursor` would cost extra statements).
  *
- * `load` receives what to add to the list's query and answers the rows (with `id` and the time
- * column selected, whatever the client asked for).
+ * `findMany` receives the whole query: the list's `where` and the position, the order, the page
+ * size, and the columns the operation selected under `edges.node` (plus id and the time column).
  */
-export async function newestFirstPage<Column extends string, Row extends { id: string } & Record<Column, Date>>(
+export async function newestFirstPage<Column extends string, Row extends { id: string } & Record<Column, Date>, Where>(
   options: {
     /** Names the list in its cursors, so a cursor from another list is refused. */
     list: string;
+    /** The GraphQL type of the list's nodes. */
+    typeName: string;
     column: Column;
+    where: Where;
     args: PageArgs;
+    ctx: Context;
+    info: GraphQLResolveInfo;
   },
-  load: (window: {
-    where: { OR: Array<Record<Column, Comparison<Date>> | (Record<Column, Date> & { id: Comparison<string> })> } | null;
-    orderBy: Array<Record<Column, Direction> | { id: Direction }>;
-    take: number;
-  }) => Promise<Row[]>,
+  findMany: (query: { select: Record<string, unknown>; where: Where; orderBy: Array<Record<string, Direction>>; take: number }) => Promise<Row[]>,
 ) {
   const { list, column, args } = options;
   const backward = args.last != null || args.before != null;
@@ -47,19 +50,16 @@ export async function newestFirstPage<Column extends string, Row extends { id: s
   const size = Math.min(requested, MAX_PAGE_SIZE);
   const cursor = backward ? args.before : args.after;
   const at = cursor ? decodeCursor(list, cursor) : null;
-  const compare = <T,>(value: T): Comparison<T> => (backward ? { gt: value } : { lt: value });
-  const where = at
-    ? {
-        OR: [
-          { [column]: compare(at.time) } as Record<Column, Comparison<Date>>,
-          { [column]: at.time, id: compare(at.id) } as Record<Column, Date> & { id: Comparison<string> },
-        ],
-      }
-    : null;
+  const compare = <T,>(value: T) => (backward ? { gt: value } : { lt: value });
+  const beyond = at ? { OR: [{ [column]: compare(at.time) }, { [column]: at.time, id: compare(at.id) }] } : null;
   const direction: Direction = backward ? "asc" : "desc";
-  const rows = await load({
-    where,
-    orderBy: [{ [column]: direction } as Record<Column, Direction>, { id: direction }],
+  const planned = queryFromInfo({ context: options.ctx, info: options.info, typeName: options.typeName, path: ["edges", "node"] }) as {
+    select?: Record<string, unknown>;
+  };
+  const rows = await findMany({
+    select: { ...planned.select, id: true, [column]: true },
+    where: (beyond ? { AND: [options.where, beyond] } : options.where) as Where,
+    orderBy: [{ [column]: direction }, { id: direction }],
     take: size + 1,
   });
   const more = rows.length > size;

@@ -1,9 +1,9 @@
 import { z } from "zod";
-import type { Context, Viewer } from "../context.js";
+import { badInput } from "../errors.js";
 import type { Prisma } from "../generated/prisma/client.js";
-import { invalidateLive, liveKey } from "../realtime/live-queries.js";
-import { builder, isStaff, memberPartnerId } from "./builder.js";
-import { badInput, notFound } from "./errors.js";
+import { readPolicy } from "./access.js";
+import { builder } from "./builder.js";
+import type { Context } from "./context.js";
 import { containsText } from "./text-search.js";
 
 export const PartnerStatus = builder.enumType("PartnerStatus", {
@@ -17,24 +17,14 @@ export const SupportTier = builder.enumType("SupportTier", {
   values: ["standard", "premium", "enterprise"] as const,
 });
 
-// The partner rule, in one place. Records that belong to a partner (keys, usage, docs) reuse it:
-// staff read every partner, a partnerAdmin or developer reads only their own, nobody else any.
-
-/** Scopes that may read a partner's records: staff, or a member of that partner. */
-export const partnerReadScopes = (partnerId: string) => ({ staff: true, partnerMember: partnerId });
-
 /**
- * A `partnerId` filter matching the partners the viewer may read: undefined (no filter) for staff,
- * the viewer's own partner for its members, and a filter matching nothing for everyone else.
+ * Who may read a partner: staff every one, a partnerAdmin or developer their own, nobody else
+ * any. Records that belong to a partner (keys, usage, docs) have policies of the same shape on
+ * their own `partnerId`.
  */
-export function partnerIdVisibleTo(viewer: Viewer | null): string | { in: string[] } | undefined {
-  if (isStaff(viewer)) return undefined;
-  return memberPartnerId(viewer) ?? { in: [] };
-}
-
-/** The partners the viewer may read, as a `where`. */
-export const partnerVisibleTo = (viewer: Viewer | null): Prisma.PartnerOrganizationWhereInput => ({
-  id: partnerIdVisibleTo(viewer),
+export const partnerPolicy = readPolicy<{ id: string }, Prisma.PartnerOrganizationWhereInput>({
+  staff: true,
+  partnerMember: "id",
 });
 
 export const PartnerOrganization = builder.prismaNode("PartnerOrganization", {
@@ -44,10 +34,10 @@ export const PartnerOrganization = builder.prismaNode("PartnerOrganization", {
     "A partner organisation that uses the company's API. Readable by staff and its own members; to anyone else it does not exist.",
   // A node(id) lookup of a partner the viewer may not read answers null.
   nullable: true,
-  findUnique: (id, ctx) => ({ id, AND: [partnerVisibleTo(ctx.viewer)] }),
+  findUnique: (id, ctx) => ({ id, AND: [partnerPolicy.where(ctx)] }),
   // The gateway meets a partner only through a key it verified (lists and lookups filter by the
-  // viewer, which it is not), and needs its status and name there.
-  authScopes: (partner) => ({ ...partnerReadScopes(partner.id), gateway: true }),
+  // policy, which does not admit it), and needs its status and name there.
+  authScopes: (partner) => ({ ...partnerPolicy.scopes(partner), gateway: true }),
   fields: (t) => ({
     name: t.exposeString("name"),
     status: t.expose("status", { type: PartnerStatus }),
@@ -75,7 +65,7 @@ function partnersWhere(
 ): Prisma.PartnerOrganizationWhereInput {
   return {
     AND: [
-      partnerVisibleTo(ctx.viewer),
+      partnerPolicy.where(ctx),
       args.status ? { status: args.status } : {},
       args.search ? { name: containsText(args.search) } : {},
     ],
@@ -114,7 +104,7 @@ builder.queryFields((t) => ({
     description: "A partner organisation by id; null when it does not exist or the viewer may not read it.",
     args: { id: t.arg.globalID({ for: PartnerOrganization }) },
     resolve: (query, _root, { id }, ctx) =>
-      ctx.prisma.partnerOrganization.findFirst({ ...query, where: { AND: [{ id: id.id }, partnerVisibleTo(ctx.viewer)] } }),
+      ctx.prisma.partnerOrganization.findFirst({ ...query, where: { AND: [{ id: id.id }, partnerPolicy.where(ctx)] } }),
   }),
 }));
 
@@ -161,11 +151,14 @@ builder.mutationFields((t) => ({
     description: "Admin only.",
     authScopes: { admin: true },
     args: { input: t.arg({ type: CreatePartnerInput }) },
-    resolve: (query, _root, { input }, ctx) =>
-      ctx.prisma.partnerOrganization.create({
-        ...query,
-        data: { name: input.name, supportTier: input.supportTier ?? undefined, status: input.status ?? undefined },
-      }),
+    resolve: async (query, _root, { input }, ctx) => {
+      const { id } = await ctx.services.partners.create({
+        name: input.name,
+        supportTier: input.supportTier ?? undefined,
+        status: input.status ?? undefined,
+      });
+      return ctx.prisma.partnerOrganization.findUniqueOrThrow({ ...query, where: { id } });
+    },
   }),
 
   updatePartner: t.prismaField({
@@ -178,40 +171,18 @@ builder.mutationFields((t) => ({
     },
     authScopes: (_root, { id, input }, ctx) => updatePartnerScopes(id.id, input, ctx),
     resolve: async (query, _root, { id, input }, ctx) => {
-      const contactId = input.primaryContactId === undefined ? undefined : (input.primaryContactId?.id ?? null);
-      const updated = await ctx.prisma.$transaction(async (tx) => {
-        const partner = await tx.partnerOrganization.findUnique({ where: { id: id.id }, select: { id: true } });
-        if (!partner) throw notFound("No such partner");
-        if (contactId && input.primaryContactId?.typename !== "User") {
-          throw badInput("primaryContactId: not a User id", {
-            issues: [{ path: ["input", "primaryContactId"], message: "Not a User id" }],
-          });
-        }
-        if (contactId) {
-          // Lock the contact's row so a concurrent setUserPartner cannot move them out meanwhile.
-          const contact = await tx.$queryRaw<Array<{ partnerId: string | null }>>`
-            SELECT "partnerId" FROM "User" WHERE id = ${contactId} FOR UPDATE`;
-          if (contact[0]?.partnerId !== id.id) {
-            throw badInput("primaryContactId: the primary contact must be a member of this partner", {
-              issues: [{ path: ["input", "primaryContactId"], message: "Not a member of this partner" }],
-            });
-          }
-        }
-        return tx.partnerOrganization.update({
-          ...query,
-          where: { id: id.id },
-          data: {
-            name: input.name ?? undefined,
-            status: input.status ?? undefined,
-            supportTier: input.supportTier ?? undefined,
-            primaryContactId: contactId,
-          },
+      if (input.primaryContactId && input.primaryContactId.typename !== "User") {
+        throw badInput("primaryContactId: not a User id", {
+          issues: [{ path: ["input", "primaryContactId"], message: "Not a User id" }],
         });
+      }
+      await ctx.services.partners.update(id.id, {
+        name: input.name ?? undefined,
+        status: input.status ?? undefined,
+        supportTier: input.supportTier ?? undefined,
+        primaryContactId: input.primaryContactId === undefined ? undefined : (input.primaryContactId?.id ?? null),
       });
-      // Keys of a suspended partner stop verifying (and verify again on reactivation) on every instance.
-      if (input.status != null) await ctx.services.apiKeyVerifier.invalidatePartner(id.id);
-      invalidateLive(ctx.services, [liveKey("PartnerOrganization", id.id), "Query.partners"]);
-      return updated;
+      return ctx.prisma.partnerOrganization.findUniqueOrThrow({ ...query, where: { id: id.id } });
     },
   }),
 }));

@@ -1,22 +1,24 @@
-import { z } from "zod";
-import { generateSecret, hashSecret, type SecretEnvironment } from "../auth/api-key-secret.js";
-import type { PrismaClient } from "../db/index.js";
+import type { Prisma } from "../db/index.js";
+import { serviceCredentialName } from "../domain/service-credentials.js";
+import { readPolicy } from "./access.js";
 import { builder } from "./builder.js";
-import { conflict, isUniqueViolation, notFound } from "./errors.js";
 
 /**
  * Machine credentials for the company's API gateway: sent as `Authorization: Bearer pps_…`, they
  * may verify API keys and report usage (the `gateway` scope). Only admins see or manage them;
  * the first one is usually made with `npm run service-credential -- create <name>`.
  */
+/** Who may read a service credential: admins. */
+export const serviceCredentialPolicy = readPolicy<{ id: string }, Prisma.ServiceCredentialWhereInput>({ admin: true });
+
 export const ServiceCredential = builder.prismaNode("ServiceCredential", {
   id: { field: "id" },
   select: { id: true },
   description: "A machine credential for the company's API gateway. Admins only; the secret is shown once.",
   // A node(id) lookup by anyone but an admin answers null.
   nullable: true,
-  findUnique: (id, ctx) => (ctx.viewer?.role === "admin" ? { id } : { id, AND: [{ id: { in: [] } }] }),
-  authScopes: { admin: true },
+  findUnique: (id, ctx) => ({ id, AND: [serviceCredentialPolicy.where(ctx)] }),
+  authScopes: (credential) => serviceCredentialPolicy.scopes(credential),
   fields: (t) => ({
     name: t.exposeString("name"),
     tokenPrefix: t.exposeString("tokenPrefix", { description: "The first characters of the secret." }),
@@ -27,70 +29,6 @@ export const ServiceCredential = builder.prismaNode("ServiceCredential", {
     updatedAt: t.expose("updatedAt", { type: "DateTime" }),
   }),
 });
-
-export const serviceCredentialName = z
-  .string()
-  .trim()
-  .min(3, "Name must be at least 3 characters")
-  .max(64, "Name must be at most 64 characters")
-  .regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]*$/, "Name may use letters, digits, '.', '_', ':' and '-'");
-
-export class ServiceCredentialNameTaken extends Error {}
-
-/**
- * Creates a credential and its audit event; answers the secret, which exists nowhere else.
- * Shared by the GraphQL mutation and the command line.
- */
-export async function issueServiceCredential(
-  prisma: PrismaClient,
-  options: { hashKey: Uint8Array; environment: SecretEnvironment; name: string; actorUserId: string | null },
-): Promise<{ id: string; secret: string }> {
-  const { secret, tokenPrefix } = generateSecret("pps", options.environment);
-  try {
-    const credential = await prisma.serviceCredential.create({
-      data: {
-        name: options.name,
-        tokenPrefix,
-        secretHash: hashSecret(options.hashKey, secret),
-        auditEvents: {
-          create: {
-            action: "serviceCredentialCreated",
-            actorUserId: options.actorUserId,
-            detail: { name: options.name, via: options.actorUserId ? "api" : "cli" },
-          },
-        },
-      },
-      select: { id: true },
-    });
-    return { id: credential.id, secret };
-  } catch (error) {
-    if (isUniqueViolation(error)) throw new ServiceCredentialNameTaken(`A service credential named ${options.name} exists`);
-    throw error;
-  }
-}
-
-/** Revokes a credential (idempotent); its token is refused from the next request on. */
-export async function revokeServiceCredentialById(
-  prisma: PrismaClient,
-  options: { id: string; now: Date; actorUserId: string | null },
-): Promise<boolean> {
-  return prisma.$transaction(async (tx) => {
-    const { count } = await tx.serviceCredential.updateMany({
-      where: { id: options.id, revokedAt: null },
-      data: { revokedAt: options.now },
-    });
-    if (count === 0) return false;
-    await tx.auditEvent.create({
-      data: {
-        action: "serviceCredentialRevoked",
-        actorUserId: options.actorUserId,
-        actorCredentialId: options.id,
-        detail: { via: options.actorUserId ? "api" : "cli" },
-      },
-    });
-    return true;
-  });
-}
 
 const CreateServiceCredentialPayload = builder
   .objectRef<{ id: string; secret: string }>("CreateServiceCredentialPayload")
@@ -128,19 +66,7 @@ builder.mutationFields((t) => ({
     type: CreateServiceCredentialPayload,
     description: "Creates a credential for the API gateway. Admins only. The secret is shown once.",
     args: { name: t.arg.string({ required: true, validate: serviceCredentialName }) },
-    resolve: async (_root, args, ctx) => {
-      try {
-        return await issueServiceCredential(ctx.prisma, {
-          hashKey: ctx.services.secrets.apiKeyHashSecret,
-          environment: ctx.services.config.apiKeys.environment,
-          name: args.name,
-          actorUserId: ctx.viewer.id,
-        });
-      } catch (error) {
-        if (error instanceof ServiceCredentialNameTaken) throw conflict(error.message, { field: "name" });
-        throw error;
-      }
-    },
+    resolve: (_root, args, ctx) => ctx.services.serviceCredentials.issue({ name: args.name, actorUserId: ctx.viewer.id }),
   }),
 
   revokeServiceCredential: t.withAuth({ admin: true }).prismaField({
@@ -148,10 +74,7 @@ builder.mutationFields((t) => ({
     description: "Revokes a credential: its token is refused from the next request on. Admins only.",
     args: { id: t.arg.globalID({ for: ServiceCredential, required: true }) },
     resolve: async (query, _root, args, ctx) => {
-      const exists = await ctx.prisma.serviceCredential.count({ where: { id: args.id.id } });
-      if (!exists) throw notFound("No such service credential");
-      await revokeServiceCredentialById(ctx.prisma, { id: args.id.id, now: ctx.services.now(), actorUserId: ctx.viewer.id });
-      ctx.services.serviceCredentials.revoked(args.id.id);
+      await ctx.services.serviceCredentials.revoke({ id: args.id.id, actorUserId: ctx.viewer.id });
       return ctx.prisma.serviceCredential.findUniqueOrThrow({ ...query, where: { id: args.id.id } });
     },
   }),

@@ -1,34 +1,36 @@
-import { queryFromInfo } from "@pothos/plugin-prisma";
 import type { GraphQLResolveInfo } from "graphql";
 import { z } from "zod";
-import type { Context } from "../context.js";
+import type { Context } from "./context.js";
 import { EARLIEST_STORABLE_DATE, storableDate } from "../db/dates.js";
 import { Prisma } from "../db/index.js";
 import { HttpMethod as HttpMethodValues } from "../generated/prisma/enums.js";
 import {
-  ingestUsage,
   MAX_BATCH_EVENTS,
   MAX_EVENT_AGE_MS,
   MAX_FUTURE_SKEW_MS,
   USAGE_REJECTION_CODES,
 } from "../usage/ingest.js";
-import { usageLogStream } from "../usage/stream.js";
 import {
   DEFAULT_SUMMARY_WINDOW_MS,
   MAX_SUMMARY_BUCKETS,
-  summarizeUsage,
   type UsageSummaryResult,
 } from "../usage/summary.js";
 import { APIKey } from "./api-key.js";
-import { builder, isStaff, memberPartnerId } from "./builder.js";
-import { badInput } from "./errors.js";
+import { readPolicy } from "./access.js";
+import { builder } from "./builder.js";
+import { badInput } from "../errors.js";
 import { newestFirstPage, MAX_PAGE_SIZE, type PageArgs } from "./pagination.js";
 import { selectsOnly } from "./planned-query.js";
-import { PartnerOrganization, partnerIdVisibleTo, partnerReadScopes } from "./partner.js";
+import { PartnerOrganization } from "./partner.js";
 
 // Who may do what with usage (the product table): the gateway (a service credential, or an admin)
 // reports it; staff read every partner's; a partnerAdmin or developer reads their own partner's;
-// nobody else reads any. Lists filter by partnerIdVisibleTo in the database `where`.
+// nobody else reads any. Lists filter by usageLogPolicy in the database `where`.
+
+export const usageLogPolicy = readPolicy<{ partnerId: string }, Prisma.UsageLogWhereInput>({
+  staff: true,
+  partnerMember: "partnerId",
+});
 
 export const HttpMethod = builder.enumType("HttpMethod", { values: Object.values(HttpMethodValues) });
 
@@ -37,8 +39,8 @@ export const UsageLog = builder.prismaNode("UsageLog", {
   select: { id: true, partnerId: true },
   description: "Requests one API key made to one endpoint with one outcome, as the gateway reported them.",
   nullable: true,
-  findUnique: (id, ctx) => ({ id, partnerId: partnerIdVisibleTo(ctx.viewer) }),
-  authScopes: (log) => partnerReadScopes(log.partnerId),
+  findUnique: (id, ctx) => ({ id, AND: [usageLogPolicy.where(ctx)] }),
+  authScopes: (log) => usageLogPolicy.scopes(log),
   fields: (t) => ({
     partner: t.relation("partner"),
     apiKey: t.relation("apiKey", { type: APIKey }),
@@ -128,8 +130,7 @@ builder.mutationFields((t) => ({
       }),
     },
     resolve: (_root, { events, idempotencyKey }, ctx) =>
-      ingestUsage(
-        ctx.services,
+      ctx.services.usage.record(
         ctx.service ? `service:${ctx.service.id}` : `user:${ctx.viewer!.id}`,
         events,
         idempotencyKey,
@@ -165,7 +166,7 @@ const UsageLogFilter = builder.inputType("UsageLogFilter", {
 type UsageLogFilterValue = NonNullable<typeof UsageLogFilter.$inferInput>;
 
 function usageLogWhere(ctx: Context, filter: UsageLogFilterValue | null | undefined): Prisma.UsageLogWhereInput {
-  const conditions: Prisma.UsageLogWhereInput[] = [{ partnerId: partnerIdVisibleTo(ctx.viewer) }];
+  const conditions: Prisma.UsageLogWhereInput[] = [usageLogPolicy.where(ctx)];
   if (filter?.partnerId) conditions.push({ partnerId: filter.partnerId.id });
   if (filter?.apiKeyId) conditions.push({ apiKeyId: filter.apiKeyId.id });
   if (filter?.endpoint) conditions.push({ endpoint: filter.endpoint });
@@ -181,19 +182,10 @@ function usageLogWhere(ctx: Context, filter: UsageLogFilterValue | null | undefi
 }
 
 /** A page of usage logs, newest first, with the relations the query selected loaded alongside. */
-function usageLogPage(ctx: Context, info: GraphQLResolveInfo, where: Prisma.UsageLogWhereInput, args: PageArgs) {
-  const query = queryFromInfo({ context: ctx, info, typeName: "UsageLog", path: ["edges", "node"] }) as {
-    select?: Prisma.UsageLogSelect;
-  };
-  return newestFirstPage({ list: "UsageLog", column: "occurredAt", args }, (window) =>
-    ctx.prisma.usageLog.findMany({
-      select: { ...query.select, id: true, occurredAt: true },
-      where: window.where ? { AND: [where, window.where] } : where,
-      orderBy: window.orderBy,
-      take: window.take,
-    }),
+const usageLogPage = (ctx: Context, info: GraphQLResolveInfo, where: Prisma.UsageLogWhereInput, args: PageArgs) =>
+  newestFirstPage({ list: "UsageLog", typeName: "UsageLog", column: "occurredAt", where, args, ctx, info }, (query) =>
+    ctx.prisma.usageLog.findMany(query as Prisma.UsageLogFindManyArgs),
   );
-}
 
 const UsageLogConnection = builder.connectionObject({
   type: UsageLog,
@@ -317,11 +309,9 @@ builder.queryFields((t) => ({
           issues: [{ path: ["from"], message: "required when to is within 24 hours of 0001-01-01" }],
         });
       }
-      const visible = partnerIdVisibleTo(ctx.viewer);
-      return summarizeUsage(
-        ctx.services,
+      return ctx.services.usage.summarize(
         {
-          visiblePartnerIds: visible === undefined ? undefined : typeof visible === "string" ? [visible] : visible.in,
+          readable: usageLogPolicy.valuesOf(ctx, "partnerId"),
           partnerId: args.partnerId?.id,
           apiKeyId: args.apiKeyId?.id,
         },
@@ -348,15 +338,15 @@ builder.subscriptionFields((t) => ({
       apiKeyId: t.arg.globalID({ required: false, for: APIKey }),
     },
     authScopes: async (_root, args, ctx) => {
-      if (isStaff(ctx.viewer)) return true;
-      const own = memberPartnerId(ctx.viewer);
-      if (!own || (args.partnerId && args.partnerId.id !== own)) return false;
+      const readable = usageLogPolicy.valuesOf(ctx, "partnerId");
+      if (readable === "all") return true;
+      if (readable.length === 0 || (args.partnerId && !readable.includes(args.partnerId.id))) return false;
       if (!args.apiKeyId) return true;
-      return (await ctx.prisma.apiKey.count({ where: { id: args.apiKeyId.id, partnerId: own } })) === 1;
+      return (await ctx.prisma.apiKey.count({ where: { id: args.apiKeyId.id, partnerId: { in: readable } } })) === 1;
     },
     subscribe: (_root, args, ctx) =>
-      usageLogStream(ctx.services.pubsub, {
-        readablePartnerId: isStaff(ctx.viewer) ? undefined : (memberPartnerId(ctx.viewer) ?? ""),
+      ctx.services.usage.stream({
+        readable: usageLogPolicy.valuesOf(ctx, "partnerId"),
         partnerId: args.partnerId?.id,
         apiKeyId: args.apiKeyId?.id,
       }),

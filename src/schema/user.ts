@@ -1,12 +1,12 @@
 import { z } from "zod";
 import { hashPassword, verifyAgainstDecoy, verifyPassword } from "../auth/password.js";
-import { endAllSessions, endSession, startSession } from "../auth/sessions.js";
-import type { Context } from "../context.js";
+import type { Context } from "./context.js";
 import type { Prisma, User as UserRow } from "../generated/prisma/client.js";
-import { builder, isStaff, memberPartnerId } from "./builder.js";
+import { readPolicy } from "./access.js";
+import { builder } from "./builder.js";
 import { selectsOnly } from "./planned-query.js";
-import { badInput, clientError, conflict, isUniqueViolation, notFound, unauthenticated } from "./errors.js";
-import { PartnerOrganization, partnerReadScopes } from "./partner.js";
+import { badInput, clientError, conflict, isUniqueViolation, notFound, unauthenticated } from "../errors.js";
+import { PartnerOrganization, partnerPolicy } from "./partner.js";
 
 export const Role = builder.enumType("Role", {
   values: {
@@ -21,34 +21,18 @@ export const Role = builder.enumType("Role", {
 // this request, for signUp/login payloads); and members of the same partner, which includes its
 // primary contact. Nobody else, so partner members never see staff accounts or other partners'.
 
-/** Scopes that may read the given user. */
-export const userReadScopes = (user: { id: string; partnerId: string | null }) => ({
+export const userPolicy = readPolicy<{ id: string; partnerId: string | null }, Prisma.UserWhereInput>({
   staff: true,
-  self: user.id,
-  partnerMember: user.partnerId ?? "",
+  self: "id",
+  partnerMember: "partnerId",
 });
 
 /**
- * The same rule for a user row already loaded (a relation whose target decides): the user when
- * the viewer may read them, else null, so such relations answer null instead of an error.
+ * A user row already loaded (a relation whose target decides) when the viewer may read it, else
+ * null, so such relations answer null instead of an error.
  */
-export function readableUser<T extends { id: string; partnerId: string | null }>(ctx: Context, user: T | null): T | null {
-  if (!user) return null;
-  const readable =
-    isStaff(ctx.viewer) ||
-    ctx.viewer?.id === user.id ||
-    ctx.authenticatedNow.has(user.id) ||
-    (user.partnerId !== null && memberPartnerId(ctx.viewer) === user.partnerId);
-  return readable ? user : null;
-}
-
-/** The users the viewer may read, as a `where`. */
-export function userVisibleTo(ctx: Context): Prisma.UserWhereInput {
-  if (isStaff(ctx.viewer)) return {};
-  const ids = [...ctx.authenticatedNow, ...(ctx.viewer ? [ctx.viewer.id] : [])];
-  const partnerId = memberPartnerId(ctx.viewer);
-  return { OR: [{ id: { in: ids } }, ...(partnerId ? [{ partnerId }] : [])] };
-}
+export const readableUser = <T extends { id: string; partnerId: string | null }>(ctx: Context, user: T | null): T | null =>
+  user && userPolicy.allows(ctx, user) ? user : null;
 
 export const User = builder.prismaNode("User", {
   id: { field: "id" },
@@ -57,21 +41,21 @@ export const User = builder.prismaNode("User", {
   description:
     "A person who signs in: company staff, or a member of one partner organisation. Readable by staff, by the user, and by members of the same partner (so a partner's primary contact too); to anyone else it does not exist.",
   nullable: true,
-  findUnique: (id, ctx) => ({ id, AND: [userVisibleTo(ctx)] }),
-  authScopes: (user) => userReadScopes(user),
+  findUnique: (id, ctx) => ({ id, AND: [userPolicy.where(ctx)] }),
+  authScopes: (user) => userPolicy.scopes(user),
   fields: (t) => ({
     username: t.exposeString("username"),
     email: t.exposeString("email", {
       nullable: true,
       description: "Readable by the user, the company's staff, and members of the same partner; null otherwise.",
-      authScopes: (user) => userReadScopes(user),
+      authScopes: (user) => userPolicy.scopes(user),
       unauthorizedResolver: () => null,
     }),
     role: t.expose("role", { type: Role }),
     partner: t.relation("partner", {
       nullable: true,
       description: "The partner the user belongs to; null when none, or when the viewer may not read it.",
-      authScopes: (user) => (user.partnerId ? partnerReadScopes(user.partnerId) : true),
+      authScopes: (user) => (user.partnerId ? partnerPolicy.scopes({ id: user.partnerId }) : true),
       unauthorizedResolver: () => null,
     }),
     createdAt: t.expose("createdAt", { type: "DateTime" }),
@@ -84,7 +68,7 @@ builder.prismaObjectField(PartnerOrganization, "members", (t) =>
     cursor: "id",
     description: "The partner's people, ordered by username.",
     totalCount: true,
-    query: (_args, ctx) => ({ where: userVisibleTo(ctx), orderBy: [{ username: "asc" }, { id: "asc" }] }),
+    query: (_args, ctx) => ({ where: userPolicy.where(ctx), orderBy: [{ username: "asc" }, { id: "asc" }] }),
   }),
 );
 
@@ -189,7 +173,7 @@ builder.mutationFields((t) => ({
           select: { id: true },
         });
         ctx.authenticatedNow.add(user.id);
-        return { ...(await startSession(ctx.services, user.id, userAgent(ctx))), user };
+        return { ...(await ctx.services.sessions.start(user.id, userAgent(ctx))), user };
       } catch (error) {
         // A concurrent sign-up won the race for the same name.
         if (isUniqueViolation(error)) throw takenError(violatedIndex(error).includes("email") ? "email" : "username");
@@ -224,14 +208,14 @@ builder.mutationFields((t) => ({
       if (!user || !valid) throw unauthenticated("Invalid login or password");
       await attempt.succeeded();
       ctx.authenticatedNow.add(user.id);
-      return { ...(await startSession(ctx.services, user.id, userAgent(ctx))), user };
+      return { ...(await ctx.services.sessions.start(user.id, userAgent(ctx))), user };
     },
   }),
 
   logout: t.withAuth({ signedIn: true }).boolean({
     description: "Ends the current session: its token is refused from now on and its WebSockets close.",
     resolve: async (_root, _args, ctx) => {
-      await endSession(ctx.services, ctx.viewer.sessionId);
+      await ctx.services.sessions.end(ctx.viewer.sessionId);
       return true;
     },
   }),
@@ -251,56 +235,16 @@ function violatedIndex(error: unknown): string {
 const rateLimited = (message: string, retryAfterSeconds: number) =>
   clientError("RATE_LIMITED", `${message}; try again in ${retryAfterSeconds} seconds`, { retryAfterSeconds });
 
-// Role and partner invariants, kept by setUserRole and setUserPartner:
-// - admin and support are the company's staff and belong to no partner;
-// - a partnerAdmin always belongs to a partner;
-// - a developer may have none (a signed-up account not yet placed in a partner);
-// - there is always at least one admin.
-const STAFF_ROLES = new Set(["admin", "support"]);
-
-const roleInvariant = (role: string, partnerId: string | null, field: "role" | "partnerId") => {
-  if (STAFF_ROLES.has(role) && partnerId) {
-    return badInput(`${field}: admin and support users cannot belong to a partner`, {
-      issues: [{ path: [field], message: "Staff cannot belong to a partner" }],
-    });
-  }
-  if (role === "partnerAdmin" && !partnerId) {
-    return badInput(`${field}: a partnerAdmin must belong to a partner`, {
-      issues: [{ path: [field], message: "A partnerAdmin needs a partner" }],
-    });
-  }
-  return null;
-};
-
-/**
- * A user's rights changed: their sessions end (they sign in again), which also closes their
- * WebSockets, SSE subscriptions and live queries, authorised with the old rights.
- */
-async function rightsChanged<T extends { id: string }>(ctx: Context, user: T): Promise<T> {
-  await endAllSessions(ctx.services, user.id);
-  return user;
-}
-
 builder.mutationFields((t) => ({
   setUserRole: t.withAuth({ admin: true }).prismaField({
     type: "User",
     description:
       "Admin only. Staff roles need a user without a partner, partnerAdmin one with a partner (BAD_USER_INPUT otherwise); demoting the last admin is a CONFLICT.",
     args: { userId: t.arg.globalID({ for: User }), role: t.arg({ type: Role }) },
-    resolve: (query, _root, { userId, role }, ctx) =>
-      ctx.prisma.$transaction(async (tx) => {
-        // Locking every admin row serialises concurrent demotions, so two admins demoting each
-        // other at once cannot leave none.
-        await tx.$queryRaw`SELECT id FROM "User" WHERE role = 'admin' OR id = ${userId.id} FOR UPDATE`;
-        const user = await tx.user.findUnique({ where: { id: userId.id }, select: { role: true, partnerId: true } });
-        if (!user) throw notFound("No such user");
-        const invalid = roleInvariant(role, user.partnerId, "role");
-        if (invalid) throw invalid;
-        if (user.role === "admin" && role !== "admin" && (await tx.user.count({ where: { role: "admin" } })) <= 1) {
-          throw conflict("The last admin cannot be demoted", { field: "role" });
-        }
-        return tx.user.update({ ...query, where: { id: userId.id }, data: { role } });
-      }).then((user) => rightsChanged(ctx, user)),
+    resolve: async (query, _root, { userId, role }, ctx) => {
+      await ctx.services.userRights.setRole(userId.id, role);
+      return ctx.prisma.user.findUniqueOrThrow({ ...query, where: { id: userId.id } });
+    },
   }),
 
   setUserPartner: t.withAuth({ admin: true }).prismaField({
@@ -311,25 +255,9 @@ builder.mutationFields((t) => ({
       userId: t.arg.globalID({ for: User }),
       partnerId: t.arg.globalID({ for: PartnerOrganization, required: false }),
     },
-    resolve: (query, _root, args, ctx) => {
-      const partnerId = args.partnerId?.id ?? null;
-      return ctx.prisma.$transaction(async (tx) => {
-        const [user] = await tx.$queryRaw<Array<{ role: string; partnerId: string | null }>>`
-          SELECT role::text AS role, "partnerId" FROM "User" WHERE id = ${args.userId.id} FOR UPDATE`;
-        if (!user) throw notFound("No such user");
-        if (partnerId && !(await tx.partnerOrganization.findUnique({ where: { id: partnerId }, select: { id: true } }))) {
-          throw badInput("partnerId: no such partner", { issues: [{ path: ["partnerId"], message: "No such partner" }] });
-        }
-        const invalid = roleInvariant(user.role, partnerId, "partnerId");
-        if (invalid) throw invalid;
-        if (user.partnerId && user.partnerId !== partnerId) {
-          await tx.partnerOrganization.updateMany({
-            where: { id: user.partnerId, primaryContactId: args.userId.id },
-            data: { primaryContactId: null },
-          });
-        }
-        return tx.user.update({ ...query, where: { id: args.userId.id }, data: { partnerId } });
-      }).then((user) => rightsChanged(ctx, user));
+    resolve: async (query, _root, args, ctx) => {
+      await ctx.services.userRights.setPartner(args.userId.id, args.partnerId?.id ?? null);
+      return ctx.prisma.user.findUniqueOrThrow({ ...query, where: { id: args.userId.id } });
     },
   }),
 }));

@@ -1,14 +1,13 @@
 import { createHmac } from "node:crypto";
 import { decodeGlobalID } from "@pothos/plugin-relay";
 import { z } from "zod";
-import type { VerificationCode } from "../auth/api-key-verifier.js";
-import type { Services } from "../context.js";
+import { keyRefusal, type ApiKeyVerifier, type VerificationCode } from "../auth/api-key-verifier.js";
 import { isStorableDate } from "../db/dates.js";
-import { Prisma } from "../db/index.js";
+import { Prisma, type PrismaClient } from "../db/index.js";
 import { HttpMethod } from "../generated/prisma/enums.js";
-import { invalidateLive, liveKey } from "../realtime/live-queries.js";
-import type { UsageLogMessage } from "../realtime/pubsub.js";
-import { badInput, conflict, isUniqueViolation } from "../schema/errors.js";
+import { invalidateLive, liveKey } from "../realtime/live.js";
+import type { AppPubSub, UsageLogMessage } from "../realtime/pubsub.js";
+import { badInput, conflict, isUniqueViolation } from "../errors.js";
 import { v7 as uuidv7 } from "uuid";
 
 /** Events per recordUsage call; larger batches are refused whole (BAD_USER_INPUT). */
@@ -102,30 +101,22 @@ const VERIFIER_REJECTION: Partial<Record<VerificationCode, UsageRejectionCode>> 
  * The usable key behind each reference: ids in one query, secrets through the verifier's cache
  * (each distinct secret once). Judged at ingest time, as the gateway's own verification is.
  */
-async function resolveKeys(services: Services, refs: readonly KeyRef[], now: Date): Promise<ResolvedKey[]> {
+async function resolveKeys(deps: IngestDeps, refs: readonly KeyRef[], now: Date): Promise<ResolvedKey[]> {
   const ids = [...new Set(refs.flatMap((ref) => (ref.kind === "id" ? [ref.id] : [])))];
   const secrets = [...new Set(refs.flatMap((ref) => (ref.kind === "secret" ? [ref.secret] : [])))];
   const [keys, verifications] = await Promise.all([
     ids.length === 0
       ? []
-      : services.prisma.apiKey.findMany({
+      : deps.prisma.apiKey.findMany({
           where: { id: { in: ids } },
           select: { id: true, partnerId: true, isActive: true, revokedAt: true, expiresAt: true, partner: { select: { status: true } } },
         }),
-    Promise.all(secrets.map((secret) => services.apiKeyVerifier.verify(secret, { now, touch: false }))),
+    Promise.all(secrets.map((secret) => deps.verifier.verify(secret, { now, touch: false }))),
   ]);
   const byId = new Map<string, ResolvedKey>();
   for (const key of keys) {
-    byId.set(
-      key.id,
-      !key.isActive || key.revokedAt
-        ? { ok: false, code: "KEY_REVOKED", message: "The API key was revoked" }
-        : key.expiresAt && key.expiresAt <= now
-          ? { ok: false, code: "KEY_EXPIRED", message: "The API key has expired" }
-          : key.partner.status !== "active"
-            ? { ok: false, code: "PARTNER_SUSPENDED", message: "The API key's partner is suspended" }
-            : { ok: true, apiKeyId: key.id, partnerId: key.partnerId },
-    );
+    const refusal = keyRefusal({ ...key, partnerStatus: key.partner.status }, now);
+    byId.set(key.id, refusal ? rejection(VERIFIER_REJECTION[refusal]!) : { ok: true, apiKeyId: key.id, partnerId: key.partnerId });
   }
   const bySecret = new Map<string, ResolvedKey>();
   secrets.forEach((secret, i) => {
@@ -135,20 +126,16 @@ async function resolveKeys(services: Services, refs: readonly KeyRef[], now: Dat
       secret,
       verification.valid && verification.apiKeyId && verification.partnerId
         ? { ok: true, apiKeyId: verification.apiKeyId, partnerId: verification.partnerId }
-        : code
-          ? { ok: false, code, message: REJECTION_MESSAGE[code] }
-          : { ok: false, code: "UNKNOWN_KEY", message: "No API key has that secret" },
+        : rejection(code ?? "UNKNOWN_KEY"),
     );
   });
   return refs.map(
     (ref) =>
-      (ref.kind === "id" ? byId.get(ref.id) : bySecret.get(ref.secret)) ?? {
-        ok: false,
-        code: "UNKNOWN_KEY",
-        message: "No API key has that id",
-      },
+      (ref.kind === "id" ? byId.get(ref.id) : bySecret.get(ref.secret)) ?? rejection("UNKNOWN_KEY"),
   );
 }
+
+const rejection = (code: UsageRejectionCode): ResolvedKey => ({ ok: false, code, message: REJECTION_MESSAGE[code] });
 
 const REJECTION_MESSAGE: Record<UsageRejectionCode, string> = {
   UNKNOWN_KEY: "No API key has that id or secret",
@@ -165,8 +152,17 @@ const REJECTION_MESSAGE: Record<UsageRejectionCode, string> = {
  * A retried batch (same submitter, idempotencyKey and events) answers what the first one did; the
  * same key with other events is a CONFLICT.
  */
+export interface IngestDeps {
+  prisma: PrismaClient;
+  verifier: Pick<ApiKeyVerifier, "verify">;
+  pubsub: AppPubSub;
+  /** Keys the hash of a batch kept for idempotency (events may carry key secrets). */
+  hashKey: Uint8Array;
+  now: () => Date;
+}
+
 export async function ingestUsage(
-  services: Services,
+  deps: IngestDeps,
   submittedBy: string,
   events: readonly UsageEvent[],
   idempotencyKey?: string | null,
@@ -177,14 +173,14 @@ export async function ingestUsage(
   const batchKey = idempotencyKey == null ? null : idempotencyKeySchema.safeParse(idempotencyKey);
   if (batchKey && !batchKey.success) throw badInput("idempotencyKey must be 1 to 200 characters");
   const key = batchKey?.data ?? null;
-  const requestHash = key ? batchHash(services.secrets.apiKeyHashSecret, events) : null;
-  const { prisma } = services;
+  const requestHash = key ? batchHash(deps.hashKey, events) : null;
+  const { prisma } = deps;
   if (key) {
-    const earlier = await storedAnswer(services, submittedBy, key, requestHash);
+    const earlier = await storedAnswer(prisma, submittedBy, key, requestHash);
     if (earlier) return earlier;
   }
 
-  const now = services.now();
+  const now = deps.now();
   const rejected: UsageRejection[] = [];
   const reject = (index: number, code: UsageRejectionCode, message: string) => rejected.push({ index, code, message });
 
@@ -214,7 +210,7 @@ export async function ingestUsage(
     valid.push({ index, ref, event: parsed.data, occurredAt });
   });
 
-  const resolved = await resolveKeys(services, valid.map((v) => v.ref), now);
+  const resolved = await resolveKeys(deps, valid.map((v) => v.ref), now);
   const rows: UsageLogMessage[] = [];
   const lastUsed = new Map<string, Date>();
   const nowIso = now.toISOString();
@@ -264,13 +260,13 @@ export async function ingestUsage(
     ]);
   } catch (error) {
     if (key && isUniqueViolation(error)) {
-      const earlier = await storedAnswer(services, submittedBy, key, requestHash);
+      const earlier = await storedAnswer(prisma, submittedBy, key, requestHash);
       if (earlier) return earlier;
     }
     throw error;
   }
 
-  if (rows.length > 0) publish(services, rows);
+  if (rows.length > 0) publish(deps.pubsub, rows);
   return result;
 }
 
@@ -289,12 +285,12 @@ function decodeKeyId(globalId: string): string | null {
  * Batches stored before the hash was kept (null) answer their first result to any retry.
  */
 async function storedAnswer(
-  services: Services,
+  prisma: PrismaClient,
   submittedBy: string,
   idempotencyKey: string,
   requestHash: string | null,
 ): Promise<IngestResult | null> {
-  const batch = await services.prisma.usageBatch.findUnique({
+  const batch = await prisma.usageBatch.findUnique({
     where: { submittedBy_idempotencyKey: { submittedBy, idempotencyKey } },
     select: { accepted: true, rejected: true, requestHash: true },
   });
@@ -325,7 +321,7 @@ function batchHash(hashKey: Uint8Array, events: readonly UsageEvent[]): string {
   return createHmac("sha256", hashKey).update(JSON.stringify(canonical)).digest("base64url");
 }
 
-type Client = Services["prisma"];
+type Client = PrismaClient;
 
 /** One INSERT for the whole batch: columns travel as arrays, so the statement's size is fixed. */
 function insertRows(prisma: Client, rows: UsageLogMessage[]) {
@@ -356,9 +352,9 @@ function touchKeys(prisma: Client, lastUsed: Map<string, Date>) {
 }
 
 /** After commit: one message for the batch to subscribers, and live queries over usage re-run. */
-function publish(services: Services, rows: UsageLogMessage[]) {
-  services.pubsub.publish("usage:created", { logs: rows });
-  invalidateLive(services, [
+function publish(pubsub: AppPubSub, rows: UsageLogMessage[]) {
+  pubsub.publish("usage:created", { logs: rows });
+  invalidateLive(pubsub, [
     "Query.usageLogs",
     "Query.usageSummary",
     ...[...new Set(rows.map((row) => row.partnerId))].map((id) => liveKey("PartnerOrganization", id)),

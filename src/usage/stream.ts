@@ -1,6 +1,6 @@
 import { Repeater, SlidingBuffer } from "graphql-yoga";
 import type { UsageLog } from "../generated/prisma/client.js";
-import type { AppPubSub, UsageCreatedPayload, UsageLogMessage } from "../realtime/pubsub.js";
+import { listen, type AppPubSub, type UsageCreatedPayload, type UsageLogMessage } from "../realtime/pubsub.js";
 
 /**
  * Events held for one subscriber that is not reading. Past this the oldest are dropped, so a
@@ -9,9 +9,11 @@ import type { AppPubSub, UsageCreatedPayload, UsageLogMessage } from "../realtim
  */
 export const SUBSCRIBER_BUFFER_EVENTS = 1000;
 
+/** Partners whose usage a reader may see: every one, or those listed (possibly none). */
+export type PartnerReach = "all" | readonly string[];
+
 export interface UsageStreamFilter {
-  /** The partner whose events this subscriber may read; undefined for all (staff). */
-  readablePartnerId: string | undefined;
+  readable: PartnerReach;
   partnerId?: string;
   apiKeyId?: string;
 }
@@ -19,53 +21,55 @@ export interface UsageStreamFilter {
 // A message reaches every subscriber as the same object; its rows are made once and shared.
 const rowsOf = new WeakMap<UsageLogMessage, UsageLog>();
 
-type Listener = (payload: UsageCreatedPayload) => void;
-interface Hub {
-  listeners: Set<Listener>;
-  source: AsyncIterator<UsageCreatedPayload> | null;
+export interface UsageStreams {
+  /** New usage logs matching the filter, as rows, through a bounded per-subscriber buffer. */
+  stream(filter: UsageStreamFilter): AsyncIterable<UsageLog>;
+  close(): Promise<void>;
 }
-const hubs = new WeakMap<AppPubSub, Hub>();
 
 /**
- * One pub/sub subscription per instance, shared by its subscribers while any is listening, so
- * a thousand dashboards are one Redis channel listener and one JSON parse per message.
+ * The instance's usage streams: one pub/sub subscription, held while any subscriber listens and
+ * shared by all of them, so a thousand dashboards are one Redis channel listener and one JSON
+ * parse per message.
  */
-function listen(pubsub: AppPubSub, listener: Listener): () => void {
-  let hub = hubs.get(pubsub);
-  if (!hub) hubs.set(pubsub, (hub = { listeners: new Set(), source: null }));
-  const shared = hub;
-  shared.listeners.add(listener);
-  if (!shared.source) {
-    const source = pubsub.subscribe("usage:created")[Symbol.asyncIterator]();
-    shared.source = source;
-    void (async () => {
-      for (let step = await source.next(); !step.done; step = await source.next()) {
-        for (const each of shared.listeners) each(step.value);
-      }
-    })();
-  }
-  return () => {
-    shared.listeners.delete(listener);
-    if (shared.listeners.size === 0 && shared.source) {
-      void shared.source.return?.();
-      shared.source = null;
-    }
-  };
-}
+export function createUsageStreams(pubsub: AppPubSub): UsageStreams {
+  const listeners = new Set<(payload: UsageCreatedPayload) => void>();
+  let source: { stop(): Promise<void> } | null = null;
 
-/** New usage logs matching the filter, as rows, through a bounded per-subscriber buffer. */
-export function usageLogStream(pubsub: AppPubSub, filter: UsageStreamFilter): AsyncIterable<UsageLog> {
-  const wanted = (log: UsageLogMessage) =>
-    (filter.readablePartnerId === undefined || filter.readablePartnerId === log.partnerId) &&
-    (filter.partnerId === undefined || filter.partnerId === log.partnerId) &&
-    (filter.apiKeyId === undefined || filter.apiKeyId === log.apiKeyId);
-  return new Repeater<UsageLog>((push, stop) => {
-    // A push into the sliding buffer never waits for the reader, so no subscriber holds up another.
-    const stopListening = listen(pubsub, ({ logs }) => {
-      for (const log of logs) if (wanted(log)) void push(toRow(log));
+  function subscribe(listener: (payload: UsageCreatedPayload) => void): () => void {
+    listeners.add(listener);
+    source ??= listen(pubsub, "usage:created", (payload) => {
+      for (const each of listeners) each(payload);
     });
-    void stop.then(stopListening);
-  }, new SlidingBuffer(SUBSCRIBER_BUFFER_EVENTS));
+    return () => {
+      listeners.delete(listener);
+      if (listeners.size === 0 && source) {
+        void source.stop();
+        source = null;
+      }
+    };
+  }
+
+  return {
+    stream(filter) {
+      const wanted = (log: UsageLogMessage) =>
+        (filter.readable === "all" || filter.readable.includes(log.partnerId)) &&
+        (filter.partnerId === undefined || filter.partnerId === log.partnerId) &&
+        (filter.apiKeyId === undefined || filter.apiKeyId === log.apiKeyId);
+      return new Repeater<UsageLog>((push, stop) => {
+        // A push into the sliding buffer never waits for the reader, so no subscriber holds up another.
+        const unsubscribe = subscribe(({ logs }) => {
+          for (const log of logs) if (wanted(log)) void push(toRow(log));
+        });
+        void stop.then(unsubscribe);
+      }, new SlidingBuffer(SUBSCRIBER_BUFFER_EVENTS));
+    },
+    async close() {
+      listeners.clear();
+      await source?.stop();
+      source = null;
+    },
+  };
 }
 
 function toRow(log: UsageLogMessage): UsageLog {

@@ -1,7 +1,7 @@
-import type { Services } from "../context.js";
-import { Prisma } from "../db/index.js";
+import { Prisma, type PrismaClient } from "../db/index.js";
 import type { HttpMethod } from "../generated/prisma/enums.js";
-import { badInput } from "../schema/errors.js";
+import { badInput } from "../errors.js";
+import type { PartnerReach } from "./stream.js";
 
 export type UsageBucket = "MINUTE" | "HOUR" | "DAY";
 
@@ -16,10 +16,17 @@ export const DEFAULT_SUMMARY_WINDOW_MS = 24 * 3_600_000;
 export const ERROR_STATUS_FROM = 400;
 
 export interface UsageScope {
-  /** The partners the viewer may read: undefined for all, else a list (possibly empty). */
-  visiblePartnerIds: string[] | undefined;
+  /** The partners whose usage the viewer may read. */
+  readable: PartnerReach;
   partnerId?: string;
   apiKeyId?: string;
+}
+
+/** `[from, to)`, in buckets of this width; defaults: to now, from a day before `to`, HOUR. */
+export interface UsageWindow {
+  from?: Date | null;
+  to?: Date | null;
+  bucket?: UsageBucket | null;
 }
 
 export interface UsageSummaryResult {
@@ -38,9 +45,9 @@ export interface UsageSummaryResult {
  * endpoints, one generate_series join for the buckets (UTC; empty ones answer zero).
  */
 export async function summarizeUsage(
-  services: Pick<Services, "prisma" | "now">,
+  services: { prisma: PrismaClient; now: () => Date },
   scope: UsageScope,
-  window: { from?: Date | null; to?: Date | null; bucket?: UsageBucket | null },
+  window: UsageWindow,
 ): Promise<UsageSummaryResult> {
   const bucket = window.bucket ?? "HOUR";
   const to = window.to ?? services.now();
@@ -61,7 +68,7 @@ export async function summarizeUsage(
     Prisma.sql`"occurredAt" >= ${from.toISOString()}::timestamp(3)`,
     Prisma.sql`"occurredAt" < ${to.toISOString()}::timestamp(3)`,
   ];
-  if (scope.visiblePartnerIds) conditions.push(Prisma.sql`"partnerId" = ANY(${scope.visiblePartnerIds}::text[])`);
+  if (scope.readable !== "all") conditions.push(Prisma.sql`"partnerId" = ANY(${[...scope.readable]}::text[])`);
   if (scope.partnerId) conditions.push(Prisma.sql`"partnerId" = ${scope.partnerId}`);
   if (scope.apiKeyId) conditions.push(Prisma.sql`"apiKeyId" = ${scope.apiKeyId}`);
   const where = Prisma.join(conditions, " AND ");

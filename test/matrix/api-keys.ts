@@ -1,5 +1,4 @@
 import { generateSecret, hashSecret } from "../../src/auth/api-key-secret.js";
-import { issueServiceCredential } from "../../src/schema/service-credential.js";
 import type { Actor, MatrixRow, World } from "../support/matrix.js";
 import { ACTORS, deniedSilently, partnerAMembers, showsId, staff } from "../support/matrix.js";
 import { errorCodes, type GraphQLResponse } from "../support/server.js";
@@ -20,7 +19,7 @@ let sequence = 0;
 async function seedKey(world: World, partner: "A" | "B", label: string): Promise<SeededKey> {
   const services = world.server.app.services;
   const partnerId = partner === "A" ? world.partnerA.id : world.partnerB.id;
-  const { secret, tokenPrefix } = generateSecret("ppk", services.config.apiKeys.environment);
+  const { secret, tokenPrefix } = generateSecret("ppk", world.server.config.apiKeys.environment);
   const key = await services.prisma.apiKey.create({
     data: {
       keyName: `matrix-${label}-${++sequence}`,
@@ -28,7 +27,7 @@ async function seedKey(world: World, partner: "A" | "B", label: string): Promise
       scopes: ["usage:read"],
       partnerId,
       createdById: world.users.admin.id,
-      secretHash: hashSecret(services.secrets.apiKeyHashSecret, secret),
+      secretHash: hashSecret(world.server.app.secrets.apiKeyHashSecret, secret),
       events: { create: { action: "apiKeyCreated", actorUserId: world.users.admin.id, partnerId } },
     },
   });
@@ -147,10 +146,7 @@ const rows: MatrixRow[] = [
     case: "a service credential verifies (same token for every row actor)",
     allow: ACTORS,
     operation: async (world, actor) => {
-      const services = world.server.app.services;
-      const { secret } = await issueServiceCredential(services.prisma, {
-        hashKey: services.secrets.apiKeyHashSecret,
-        environment: services.config.apiKeys.environment,
+      const { secret } = await world.server.app.services.serviceCredentials.issue({
         name: `matrix-gateway-${actor}-${++sequence}`,
         actorUserId: null,
       });
@@ -217,10 +213,7 @@ const rows: MatrixRow[] = [
     case: "the gateway's credentials",
     allow: ["admin"],
     operation: async (world) => {
-      const services = world.server.app.services;
-      await issueServiceCredential(services.prisma, {
-        hashKey: services.secrets.apiKeyHashSecret,
-        environment: services.config.apiKeys.environment,
+      await world.server.app.services.serviceCredentials.issue({
         name: `matrix-listed-${++sequence}`,
         actorUserId: null,
       });
@@ -242,10 +235,7 @@ const rows: MatrixRow[] = [
     case: "a gateway credential",
     allow: ["admin"],
     operation: async (world, actor) => {
-      const services = world.server.app.services;
-      const { id } = await issueServiceCredential(services.prisma, {
-        hashKey: services.secrets.apiKeyHashSecret,
-        environment: services.config.apiKeys.environment,
+      const { id } = await world.server.app.services.serviceCredentials.issue({
         name: `matrix-revoked-${actor}-${++sequence}`,
         actorUserId: null,
       });

@@ -5,8 +5,9 @@ import { createClient, type Client, type ClientOptions } from "graphql-ws";
 import WebSocket from "ws";
 import { createApp, type App, type AppOptions } from "../../src/app.js";
 import { loadConfig, type Config } from "../../src/config.js";
-import { IN_MEMORY } from "../../src/db/embedded.js";
+import { IN_MEMORY, startEmbeddedPostgres, type EmbeddedPostgres } from "../../src/db/embedded.js";
 import { createTestDatabase, TEST_REDIS_URL, type TestDatabase } from "./database.js";
+import { startStatementProxy, type StatementProxy } from "./pg-proxy.js";
 
 export interface GraphQLResponse<TData = Record<string, unknown>> {
   data?: TData | null;
@@ -25,6 +26,8 @@ export interface TestServer {
   ): Promise<GraphQLResponse<TData> & { status: number }>;
   /** A graphql-ws client on the server's endpoint; closed by `close()`. */
   ws(options?: Partial<ClientOptions>): Client;
+  /** With `watchStatements`: what the server ran against its database. */
+  statements?: StatementProxy;
   close(): Promise<void>;
 }
 
@@ -37,6 +40,12 @@ export interface TestServerOptions extends AppOptions {
   embedded?: boolean;
   /** Carry events over TEST_REDIS_URL (the caller skips when it is unset). */
   redis?: boolean;
+  /**
+   * Put a statement-watching proxy between the server and its (fresh) database, so a test sees
+   * the SQL the server runs (`server.statements`); the embedded database is served on loopback
+   * for that, with one connection, as the server itself uses it.
+   */
+  watchStatements?: boolean;
 }
 
 /** Secrets shared by instances that should accept each other's tokens and keys. */
@@ -48,12 +57,20 @@ export const sharedSecrets = () => ({
 /** Starts the real server in-process on a free loopback port, on a fresh database. */
 export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
   const ownsDatabase = !options.database;
-  const database = options.database ?? (await createTestDatabase({ embedded: options.embedded }));
+  let database = options.database ?? (await createTestDatabase({ embedded: options.embedded }));
+  let statements: StatementProxy | undefined;
+  let embedded: EmbeddedPostgres | undefined;
+  if (options.watchStatements) {
+    if (!database.url) embedded = await startEmbeddedPostgres(IN_MEMORY);
+    statements = await startStatementProxy(database.url ?? embedded!.url);
+    database = { url: statements.url, drop: database.drop };
+  }
   const config = loadConfig({
     DATA_DIR: IN_MEMORY,
     LOG_LEVEL: "silent",
     SEED_DEMO: "false",
     ...(database.url ? { DATABASE_URL: database.url, ...sharedSecrets() } : {}),
+    ...(embedded ? { DATABASE_POOL_SIZE: "1" } : {}),
     ...(options.redis && TEST_REDIS_URL
       ? { REDIS_URL: TEST_REDIS_URL, REDIS_CHANNEL_PREFIX: `pp-test-${randomBytes(6).toString("hex")}:` }
       : {}),
@@ -90,10 +107,13 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
       clients.push(client);
       return client;
     },
+    statements,
     async close() {
       await Promise.allSettled(clients.map((client) => client.dispose()));
       await app.stop();
+      await statements?.close();
       if (ownsDatabase) await database.drop();
+      await embedded?.close();
     },
   };
 }

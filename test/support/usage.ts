@@ -30,7 +30,7 @@ export async function createKey(
       scopes: ["usage:write"],
       partnerId,
       createdById,
-      secretHash: hashSecret(server.app.services.secrets.apiKeyHashSecret, secret),
+      secretHash: hashSecret(server.app.secrets.apiKeyHashSecret, secret),
       revokedAt: data.revokedAt,
       expiresAt: data.expiresAt,
       isActive: data.isActive ?? !data.revokedAt,
@@ -43,7 +43,7 @@ export async function createKey(
 export async function createGatewayCredential(server: TestServer, name = "gateway"): Promise<string> {
   const { secret, tokenPrefix } = generateSecret("pps", server.config.apiKeys.environment);
   await server.app.services.prisma.serviceCredential.create({
-    data: { name, tokenPrefix, secretHash: hashSecret(server.app.services.secrets.apiKeyHashSecret, secret) },
+    data: { name, tokenPrefix, secretHash: hashSecret(server.app.secrets.apiKeyHashSecret, secret) },
   });
   return secret;
 }

@@ -4,9 +4,8 @@ import { CloseCode } from "graphql-ws";
 import { useServer, type Extra } from "graphql-ws/use/ws";
 import type { YogaServerInstance } from "graphql-yoga";
 import { WebSocketServer, type WebSocket } from "ws";
-import { authenticateBearer, bearerToken } from "../auth/sessions.js";
-import type { Services, Viewer } from "../context.js";
-import { streamOwner, type SessionStreams } from "./session-streams.js";
+import { bearerToken, type Caller, type Viewer } from "../auth/callers.js";
+import { streamOwner, type SessionStreams } from "./plugins/session-streams.js";
 
 /** Close code sent to a WebSocket whose session ended (logout) or whose service credential was revoked. */
 export const SESSION_ENDED_CLOSE_CODE = CloseCode.Unauthorized;
@@ -30,9 +29,12 @@ export function connectionToken(params: Readonly<Record<string, unknown>> | unde
 export function attachWebSockets(
   httpServer: HttpServer,
   yoga: YogaServerInstance<Record<string, unknown>, Record<string, unknown>>,
-  services: Services,
-  sessionStreams: Pick<SessionStreams, "track">,
-  options: { maxMessageBytes: number },
+  options: {
+    /** Whoever a bearer token speaks for, or null when it authenticates nobody. */
+    authenticate: (token: string) => Promise<Caller | null>;
+    sessionStreams: Pick<SessionStreams, "track">;
+    maxMessageBytes: number;
+  },
 ) {
   // A message over maxPayload closes its socket with 1009 (message too big) before it is parsed.
   const wss = new WebSocketServer({ server: httpServer, path: yoga.graphqlEndpoint, maxPayload: options.maxMessageBytes });
@@ -42,7 +44,7 @@ export function attachWebSockets(
       onConnect: async (ctx) => {
         const token = connectionToken(ctx.connectionParams);
         if (!token) return true;
-        const caller = await authenticateBearer(services, token);
+        const caller = await options.authenticate(token);
         // A token that does not authenticate is refused rather than treated as signed out.
         if (!caller) return false;
         ctx.extra.viewer = caller.viewer;
@@ -50,7 +52,7 @@ export function attachWebSockets(
         if (!owner) return true;
         // The socket closes when its session or credential ends, on whichever instance that happened.
         const socket: WebSocket = ctx.extra.socket;
-        const untrack = sessionStreams.track(owner, () =>
+        const untrack = options.sessionStreams.track(owner, () =>
           socket.close(SESSION_ENDED_CLOSE_CODE, owner.kind === "session" ? "Session ended" : "Credential revoked"),
         );
         socket.once("close", untrack);

@@ -1,7 +1,7 @@
-import { createApp } from "./app.js";
-import { describeDemo } from "./bootstrap.js";
-import { loadConfig } from "./config.js";
-import { seedDemoData } from "./seed.js";
+import { createApp } from "../app.js";
+import { describeDemo } from "../bootstrap.js";
+import { loadConfig } from "../config.js";
+import { seedDemoData } from "../seed.js";
 
 /**
  * `npm run seed`: replaces every row with fresh demo data. On a PostgreSQL server
@@ -16,7 +16,7 @@ async function main() {
   }
   const app = await createApp({ ...config, logLevel: "error" });
   try {
-    const { prisma, secrets } = app.services;
+    const { prisma } = app.services;
     await prisma.$transaction([
       prisma.auditEvent.deleteMany(),
       prisma.usageLog.deleteMany(),
@@ -29,11 +29,7 @@ async function main() {
       prisma.user.deleteMany(),
       prisma.partnerOrganization.deleteMany(),
     ]);
-    const demo = await seedDemoData(prisma, {
-      password: config.demoPassword,
-      apiKeyHashSecret: secrets.apiKeyHashSecret,
-      apiKeyEnvironment: config.apiKeys.environment,
-    });
+    const demo = await seedDemoData(app.services, { password: config.demoPassword });
     console.log(describeDemo(demo));
   } finally {
     await app.stop();

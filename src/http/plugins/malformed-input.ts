@@ -1,35 +1,6 @@
-import { BREAK, GraphQLError, Kind, visit, type DocumentNode } from "graphql";
-
-/** The stable `extensions.code` values clients can act on. Anything else is masked. */
-export type ErrorCode =
-  | "BAD_USER_INPUT"
-  | "UNAUTHENTICATED"
-  | "FORBIDDEN"
-  | "NOT_FOUND"
-  | "CONFLICT"
-  | "RATE_LIMITED";
-
-const httpStatus: Partial<Record<ErrorCode, number>> = { UNAUTHENTICATED: 401, RATE_LIMITED: 429 };
-
-export function clientError(code: ErrorCode, message: string, extensions: Record<string, unknown> = {}) {
-  const status = httpStatus[code];
-  return new GraphQLError(message, {
-    extensions: { code, ...extensions, ...(status ? { http: { status } } : {}) },
-  });
-}
-
-export const badInput = (message: string, extensions?: Record<string, unknown>) =>
-  clientError("BAD_USER_INPUT", message, extensions);
-export const unauthenticated = (message = "Sign in to do this") => clientError("UNAUTHENTICATED", message);
-export const forbidden = (message = "You are not allowed to do this") => clientError("FORBIDDEN", message);
-export const notFound = (message: string) => clientError("NOT_FOUND", message);
-export const conflict = (message: string, extensions?: Record<string, unknown>) =>
-  clientError("CONFLICT", message, extensions);
-
-/** Prisma's unique-constraint violation, raised when a concurrent write won the race. */
-export function isUniqueViolation(error: unknown): boolean {
-  return typeof error === "object" && error !== null && (error as { code?: unknown }).code === "P2002";
-}
+import { BREAK, Kind, visit, type DocumentNode, type GraphQLError } from "graphql";
+import type { Plugin } from "graphql-yoga";
+import { badInput } from "../../errors.js";
 
 /**
  * Deepest nesting accepted in client input (variables). No input type of the API is deeper than
@@ -48,7 +19,7 @@ const inputProblemMessages: Record<InputProblem, string> = {
   depth: `Input may not be nested more than ${MAX_INPUT_DEPTH} levels deep`,
 };
 
-export const inputProblemError = (problem: InputProblem) => badInput(inputProblemMessages[problem]);
+const inputProblemError = (problem: InputProblem) => badInput(inputProblemMessages[problem]);
 
 // With the `u` flag a surrogate pair reads as one code point, so only a lone surrogate matches.
 const LONE_SURROGATE = /\p{Surrogate}/u;
@@ -63,7 +34,7 @@ function textProblem(text: string): InputProblem | null {
  * The first problem in a client's input value (strings, arrays, objects and their keys), walked
  * with an explicit stack so that input nested 50,000 levels deep costs a loop, not the call stack.
  */
-export function findInputProblem(value: unknown): InputProblem | null {
+function findInputProblem(value: unknown): InputProblem | null {
   const pending: Array<{ value: unknown; depth: number }> = [{ value, depth: 0 }];
   for (let next = pending.pop(); next; next = pending.pop()) {
     const current = next.value;
@@ -87,7 +58,7 @@ export function findInputProblem(value: unknown): InputProblem | null {
 }
 
 /** The first problem in a parsed operation's string literals or in its variables, if any. */
-export function findOperationInputProblem(document: DocumentNode, variables: unknown): InputProblem | null {
+function findOperationInputProblem(document: DocumentNode, variables: unknown): InputProblem | null {
   return findInputProblem(variables) ?? literalProblem(document);
 }
 
@@ -108,4 +79,20 @@ function literalProblem(document: DocumentNode): InputProblem | null {
     literalProblems.set(document, found);
   }
   return found;
+}
+
+/**
+ * Refuses operations whose string literals or variables carry U+0000 or a lone surrogate, or
+ * whose variables are nested deeper than any input of the API, over every transport, before any
+ * other code walks them.
+ */
+export function refuseMalformedInput(): Plugin {
+  const check = (args: { document: DocumentNode; variableValues?: unknown }, stop: (result: { errors: GraphQLError[] }) => void) => {
+    const problem = findOperationInputProblem(args.document, args.variableValues);
+    if (problem) stop({ errors: [inputProblemError(problem)] });
+  };
+  return {
+    onExecute: ({ args, setResultAndStopExecution }) => check(args, setResultAndStopExecution),
+    onSubscribe: ({ args, setResultAndStopExecution }) => check(args, setResultAndStopExecution),
+  };
 }

@@ -1,7 +1,7 @@
 import { isAsyncIterable, Repeater, type Plugin, type YogaLogger } from "graphql-yoga";
-import type { Context } from "../context.js";
-import type { PrismaClient } from "../db/index.js";
-import { listen, type AppPubSub, type PubSubConnection } from "./pubsub.js";
+import type { Caller } from "../../auth/callers.js";
+import type { PrismaClient } from "../../db/index.js";
+import { listen, type AppPubSub, type PubSubConnection } from "../../realtime/pubsub.js";
 
 /** Whom a stream or a WebSocket speaks for: a user's session, or a service credential. */
 export type StreamOwner =
@@ -9,7 +9,7 @@ export type StreamOwner =
   | { kind: "credential"; id: string };
 
 /** The owner of what a request opens, or null when it is anonymous. */
-export function streamOwner(context: Pick<Context, "viewer" | "service"> | null | undefined): StreamOwner | null {
+export function streamOwner(context: Caller | null | undefined): StreamOwner | null {
   if (context?.viewer) return { kind: "session", id: context.viewer.sessionId, expiresAt: context.viewer.sessionExpiresAt };
   if (context?.service) return { kind: "credential", id: context.service.id };
   return null;
@@ -119,7 +119,7 @@ export function createSessionStreams(options: SessionStreamsOptions): SessionStr
   const wrap =
     <A extends { contextValue?: unknown }>(run: (args: A) => unknown) =>
     (args: A): unknown => {
-      const owner = streamOwner(args.contextValue as Context | undefined);
+      const owner = streamOwner(args.contextValue as Caller | undefined);
       const result = run(args);
       if (!owner) return result;
       const seal = (value: unknown) => (isAsyncIterable(value) ? endWithOwner(value, owner) : value);

@@ -1,9 +1,7 @@
 import { GraphQLLiveDirective, useLiveQuery, type UseLiveQueryOptions } from "@envelop/live-query";
 import { InMemoryLiveQueryStore } from "@n1ru4l/in-memory-live-query-store";
-import { encodeGlobalID } from "@pothos/plugin-relay";
 import type { Plugin } from "graphql-yoga";
-import type { Services } from "../context.js";
-import { listen, type AppPubSub, type PubSubConnection } from "./pubsub.js";
+import { listen, type AppPubSub, type PubSubConnection } from "../../realtime/pubsub.js";
 
 export { GraphQLLiveDirective };
 
@@ -13,21 +11,6 @@ export { GraphQLLiveDirective };
  * invalidations to the store at most once per interval, all keys of the interval together.
  */
 export const LIVE_THROTTLE_MS = 1000;
-
-/**
- * The resource identifier the live-query store tracks for a record: its GraphQL type name and
- * the Relay global id its `id` field shows (the store collects every selected `id: ID!`).
- */
-export const liveKey = (typeName: string, id: string) => `${typeName}:${encodeGlobalID(typeName, id)}`;
-
-/**
- * Re-runs, on every instance, the `@live` queries that selected any of these identifiers: a
- * record (`liveKey("APIKey", id)`) or a root field coordinate (`"Query.usageSummary"`). Call it
- * after the change has committed.
- */
-export function invalidateLive(services: Pick<Services, "pubsub">, keys: readonly string[]): void {
-  if (keys.length > 0) services.pubsub.publish("live:invalidate", { keys: [...new Set(keys)] });
-}
 
 export interface LiveQueries {
   /** Yoga plugin: executes `@live` queries through the store. */

@@ -1,6 +1,6 @@
 import { useReadinessCheck, type Plugin } from "graphql-yoga";
-import type { Database } from "./db/index.js";
-import type { PubSubConnection } from "./realtime/pubsub.js";
+import type { Database } from "../../db/index.js";
+import type { PubSubConnection } from "../../realtime/pubsub.js";
 
 /**
  * `/readyz`: 200 while the database answers, 503 once shutdown has begun or when it does not.

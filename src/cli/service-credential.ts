@@ -1,13 +1,9 @@
-import { loadSecrets } from "./auth/secrets.js";
-import { loadConfig } from "./config.js";
-import { openDatabase } from "./db/index.js";
-import { createAppPubSub } from "./realtime/pubsub.js";
-import {
-  issueServiceCredential,
-  revokeServiceCredentialById,
-  serviceCredentialName,
-  ServiceCredentialNameTaken,
-} from "./schema/service-credential.js";
+import { GraphQLError } from "graphql";
+import { loadSecrets } from "../auth/secrets.js";
+import { loadConfig } from "../config.js";
+import { openDatabase } from "../db/index.js";
+import { createAppPubSub } from "../realtime/pubsub.js";
+import { createServiceCredentials, serviceCredentialName } from "../domain/service-credentials.js";
 
 const USAGE = `Usage:
   npm run service-credential -- create <name>   prints the new credential's secret (shown once)
@@ -31,6 +27,8 @@ async function main(): Promise<number> {
   const config = loadConfig();
   const secrets = await loadSecrets(config);
   const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: 2 });
+  // With REDIS_URL, running instances hear of a revocation at once; without it, within 30 s.
+  const events = createAppPubSub({ redisUrl: config.redisUrl, channelPrefix: config.redisChannelPrefix });
   try {
     const { prisma } = database;
     if (command === "list") {
@@ -47,19 +45,21 @@ async function main(): Promise<number> {
       return 2;
     }
     const name = parsed.data;
+    const credentials = createServiceCredentials({
+      prisma,
+      pubsub: events.pubsub,
+      hashKey: secrets.apiKeyHashSecret,
+      environment: config.apiKeys.environment,
+      now: () => new Date(),
+    });
     if (command === "create") {
       try {
-        const { secret } = await issueServiceCredential(prisma, {
-          hashKey: secrets.apiKeyHashSecret,
-          environment: config.apiKeys.environment,
-          name,
-          actorUserId: null,
-        });
+        const { secret } = await credentials.issue({ name, actorUserId: null });
         console.error(`Created service credential "${name}". Its secret follows; it is not stored and will not be shown again.`);
         console.log(secret);
         return 0;
       } catch (error) {
-        if (error instanceof ServiceCredentialNameTaken) {
+        if (error instanceof GraphQLError && error.extensions.code === "CONFLICT") {
           console.error(error.message);
           return 1;
         }
@@ -71,16 +71,11 @@ async function main(): Promise<number> {
       console.error(`No service credential named "${name}"`);
       return 1;
     }
-    const revoked = await revokeServiceCredentialById(prisma, { id: credential.id, now: new Date(), actorUserId: null });
-    if (config.redisUrl) {
-      // Running instances drop their cached trust at once; without Redis they do within 30 s.
-      const { pubsub, close } = createAppPubSub({ redisUrl: config.redisUrl, channelPrefix: config.redisChannelPrefix });
-      pubsub.publish("serviceCredential:revoked", { credentialId: credential.id });
-      await close();
-    }
+    const revoked = await credentials.revoke({ id: credential.id, actorUserId: null });
     console.error(revoked ? `Revoked "${name}".` : `"${name}" was already revoked.`);
     return 0;
   } finally {
+    await events.close();
     await database.close();
   }
 }

@@ -1,0 +1,162 @@
+import { generateSecret, hashSecret, type SecretEnvironment } from "../auth/api-key-secret.js";
+import type { ApiKeyVerifier } from "../auth/api-key-verifier.js";
+import type { PrismaClient } from "../db/index.js";
+import { badInput, conflict, isUniqueViolation, notFound } from "../errors.js";
+import { invalidateLive, liveKey } from "../realtime/live.js";
+import type { AppPubSub } from "../realtime/pubsub.js";
+import { recordAudit } from "./audit.js";
+
+/** Seven days: long enough to roll a key through any deployment, short enough to bound a leak. */
+export const MAX_GRACE_PERIOD_SECONDS = 7 * 24 * 60 * 60;
+
+export interface IssuedSecret {
+  apiKeyId: string;
+  /** The secret, shown this once: only its keyed hash is stored. */
+  secret: string;
+}
+
+export interface NewApiKey {
+  partnerId: string;
+  keyName: string;
+  /** Stored scope strings (`usage:read`); duplicates are dropped. */
+  scopes: readonly string[];
+  expiresAt: Date | null;
+  /** The user issuing it (the key's creator). */
+  actorUserId: string;
+}
+
+export interface ApiKeys {
+  issue(key: NewApiKey): Promise<IssuedSecret>;
+  /**
+   * A new secret for the key, keeping its name, scopes and partner; the old secret keeps working
+   * for the grace period, and a secret replaced earlier stops at once.
+   */
+  rotate(apiKeyId: string, gracePeriodSeconds: number, actorUserId: string): Promise<IssuedSecret>;
+  /** Refused from the next verification on, on every instance. Revoking twice changes nothing. */
+  revoke(apiKeyId: string, actorUserId: string): Promise<void>;
+}
+
+const isRecordNotFound = (error: unknown) =>
+  typeof error === "object" && error !== null && (error as { code?: unknown }).code === "P2025";
+
+/** Issuing, rotating and revoking partners' API keys, each with its audit event, for every caller. */
+export function createApiKeys(options: {
+  prisma: PrismaClient;
+  verifier: Pick<ApiKeyVerifier, "invalidateKey">;
+  pubsub: AppPubSub;
+  hashKey: Uint8Array;
+  environment: SecretEnvironment;
+  now: () => Date;
+}): ApiKeys {
+  const { prisma, now } = options;
+  const newSecret = () => {
+    const { secret, tokenPrefix } = generateSecret("ppk", options.environment);
+    return { secret, tokenPrefix, secretHash: hashSecret(options.hashKey, secret) };
+  };
+  // `@live` queries showing the key, its partner's keys, or any list of keys re-run everywhere.
+  const changed = (apiKeyId: string, partnerId: string) =>
+    invalidateLive(options.pubsub, [liveKey("APIKey", apiKeyId), liveKey("PartnerOrganization", partnerId), "Query.apiKeys"]);
+
+  return {
+    async issue(key) {
+      if (key.expiresAt && key.expiresAt.getTime() <= now().getTime()) {
+        throw badInput("input.expiresAt: Expiry must be in the future", {
+          issues: [{ path: ["input", "expiresAt"], message: "Expiry must be in the future" }],
+        });
+      }
+      const partner = await prisma.partnerOrganization.findUnique({ where: { id: key.partnerId }, select: { id: true } });
+      if (!partner) throw notFound("No such partner");
+      const scopes = [...new Set(key.scopes)];
+      const { secret, tokenPrefix, secretHash } = newSecret();
+      try {
+        const created = await prisma.$transaction(async (tx) => {
+          const row = await tx.apiKey.create({
+            data: {
+              keyName: key.keyName,
+              tokenPrefix,
+              scopes,
+              expiresAt: key.expiresAt,
+              partnerId: key.partnerId,
+              createdById: key.actorUserId,
+              secretHash,
+            },
+            select: { id: true },
+          });
+          await recordAudit(tx, {
+            action: "apiKeyCreated",
+            actorUserId: key.actorUserId,
+            partnerId: key.partnerId,
+            apiKeyId: row.id,
+            detail: { keyName: key.keyName, scopes, expiresAt: key.expiresAt?.toISOString() ?? null },
+          });
+          return row;
+        });
+        changed(created.id, key.partnerId);
+        return { apiKeyId: created.id, secret };
+      } catch (error) {
+        if (isUniqueViolation(error)) throw conflict("This partner already has a key with that name", { field: "keyName" });
+        throw error;
+      }
+    },
+
+    async rotate(apiKeyId, gracePeriodSeconds, actorUserId) {
+      const at = now();
+      const current = await prisma.apiKey.findUnique({
+        where: { id: apiKeyId },
+        select: { secretHash: true, revokedAt: true, expiresAt: true, partnerId: true },
+      });
+      if (!current) throw notFound("No such API key");
+      if (current.revokedAt) throw conflict("A revoked key cannot be rotated", { reason: "REVOKED" });
+      if (current.expiresAt && current.expiresAt.getTime() <= at.getTime()) {
+        throw conflict("An expired key cannot be rotated", { reason: "EXPIRED" });
+      }
+      const previousSecretExpiresAt = new Date(at.getTime() + gracePeriodSeconds * 1000);
+      const { secret, tokenPrefix, secretHash } = newSecret();
+      try {
+        await prisma.$transaction(async (tx) => {
+          // Conditional on the hash read above: a concurrent rotate or revoke makes this one fail
+          // instead of silently dropping the other's secret.
+          await tx.apiKey.update({
+            where: { id: apiKeyId, secretHash: current.secretHash, revokedAt: null },
+            data: {
+              secretHash,
+              tokenPrefix,
+              previousSecretHash: current.secretHash,
+              previousSecretExpiresAt,
+              rotatedAt: at,
+            },
+            select: { id: true },
+          });
+          await recordAudit(tx, {
+            action: "apiKeyRotated",
+            actorUserId,
+            partnerId: current.partnerId,
+            apiKeyId,
+            detail: { gracePeriodSeconds, previousSecretExpiresAt: previousSecretExpiresAt.toISOString() },
+          });
+        });
+      } catch (error) {
+        if (isRecordNotFound(error)) throw conflict("The key changed while rotating it; try again");
+        throw error;
+      }
+      await options.verifier.invalidateKey(apiKeyId);
+      changed(apiKeyId, current.partnerId);
+      return { apiKeyId, secret };
+    },
+
+    async revoke(apiKeyId, actorUserId) {
+      const key = await prisma.apiKey.findUnique({ where: { id: apiKeyId }, select: { partnerId: true } });
+      if (!key) throw notFound("No such API key");
+      await prisma.$transaction(async (tx) => {
+        const { count } = await tx.apiKey.updateMany({
+          where: { id: apiKeyId, revokedAt: null },
+          data: { revokedAt: now(), isActive: false },
+        });
+        // Already revoked: nothing changes and no second event is written.
+        if (count === 1) await recordAudit(tx, { action: "apiKeyRevoked", actorUserId, partnerId: key.partnerId, apiKeyId });
+      });
+      await options.verifier.invalidateKey(apiKeyId);
+      changed(apiKeyId, key.partnerId);
+    },
+  };
+}

@@ -1,0 +1,64 @@
+import { createServer, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { YogaServerInstance } from "graphql-yoga";
+import { readBodyWithin } from "./request-body.js";
+
+/**
+ * The HTTP server in front of Yoga: bodies bounded before Yoga reads them, `/` sent to GraphiQL,
+ * and requests tracked so that shutdown can let them finish.
+ */
+export function createHttpServer(
+  yoga: YogaServerInstance<Record<string, unknown>, Record<string, unknown>>,
+  options: { maxBodyBytes: number },
+) {
+  const inFlight = new Set<ServerResponse>();
+  let drained: (() => void) | undefined;
+
+  const server = createServer(async (req, res) => {
+    if ((req.url ?? "/").split("?")[0] === "/") {
+      res.writeHead(302, { location: yoga.graphqlEndpoint }).end();
+      return;
+    }
+    // Streams (SSE subscriptions) run until closed; shutdown ends them instead of waiting.
+    if (!(req.headers.accept ?? "").includes("text/event-stream")) {
+      inFlight.add(res);
+      res.once("close", () => {
+        inFlight.delete(res);
+        if (inFlight.size === 0) drained?.();
+      });
+    }
+    if (await readBodyWithin(req, res, options.maxBodyBytes)) await yoga.handle(req, res);
+  });
+
+  return {
+    server,
+    /** Listens; answers the GraphQL endpoint's URL. */
+    listen(port: number, host: string): Promise<string> {
+      return new Promise((resolve, reject) => {
+        server.once("error", reject);
+        server.listen(port, host, () => {
+          const address = server.address() as AddressInfo;
+          const shownHost = host === "0.0.0.0" || host === "::" ? "localhost" : host;
+          resolve(`http://${shownHost}:${address.port}${yoga.graphqlEndpoint}`);
+        });
+      });
+    },
+    /**
+     * Stops accepting and waits (up to the timeout) for requests in flight; `closed` resolves
+     * once every connection is gone (call `closeAll` to end the ones left).
+     */
+    async drain(timeoutMs: number): Promise<{ closed: Promise<void> }> {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      if (inFlight.size > 0) {
+        const allDone = new Promise<void>((resolve) => (drained = resolve));
+        let timer: NodeJS.Timeout | undefined;
+        const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)));
+        await Promise.race([allDone, timeout]);
+        clearTimeout(timer);
+      }
+      return { closed };
+    },
+    closeAll: () => server.closeAllConnections(),
+  };
+}

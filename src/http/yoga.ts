@@ -1,0 +1,102 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { GraphQLSchema } from "graphql";
+import { createYoga, type YogaLogger } from "graphql-yoga";
+import { ANONYMOUS, bearerToken, type Caller } from "../auth/callers.js";
+import type { Config } from "../config.js";
+import type { Database } from "../db/index.js";
+import { unauthenticated } from "../errors.js";
+import type { PubSubConnection } from "../realtime/pubsub.js";
+import type { Context, Services } from "../schema/context.js";
+import { clientAddressResolver } from "./client-address.js";
+import { corsOptions } from "./cors.js";
+import { graphiql } from "./graphiql.js";
+import { codeClientErrors } from "./plugins/client-errors.js";
+import { createLiveQueries } from "./plugins/live-queries.js";
+import { refuseMalformedInput } from "./plugins/malformed-input.js";
+import { queryLimitPlugins } from "./plugins/query-limits.js";
+import { readiness } from "./plugins/readiness.js";
+import { createSessionStreams } from "./plugins/session-streams.js";
+import { connectionToken } from "./websocket.js";
+
+export interface YogaServerContext {
+  req?: IncomingMessage;
+  res?: ServerResponse;
+  connectionParams?: Readonly<Record<string, unknown>>;
+}
+
+/**
+ * The GraphQL server over HTTP and SSE (WebSockets go through it too, see websocket.ts): the
+ * schema, its plugins in the order they must run, and the context every operation gets.
+ */
+export function createGraphQLServer(options: {
+  schema: GraphQLSchema;
+  services: Services;
+  authenticate: (token: string) => Promise<Caller | null>;
+  config: Config;
+  database: Database;
+  connection: PubSubConnection;
+  logger: YogaLogger;
+  stopping: () => boolean;
+}) {
+  const { schema, services, config, logger } = options;
+  const clientAddressOf = clientAddressResolver(config.trustProxy);
+  const liveQueries = createLiveQueries({
+    pubsub: services.pubsub,
+    connection: options.connection,
+    rootFields: Object.keys(schema.getQueryType()?.getFields() ?? {}),
+  });
+  const sessionStreams = createSessionStreams({
+    pubsub: services.pubsub,
+    connection: options.connection,
+    prisma: services.prisma,
+    now: services.now,
+    logger,
+  });
+
+  const yoga = createYoga<YogaServerContext, Context>({
+    schema,
+    logging: logger,
+    landingPage: false,
+    healthCheckEndpoint: "/healthz",
+    // Bodies are counted and bounded as they arrive, before Yoga sees them (request-body.ts);
+    // Yoga's own bound would pipe every body through a second stream to count it again.
+    maxRequestBodySize: false,
+    cors: corsOptions(config.corsOrigins),
+    // The API takes no file uploads: multipart bodies are not a way in.
+    multipart: false,
+    ...graphiql,
+    // Input is checked before the limits, and both before anything runs. Session streams wrap
+    // what the live-query store returns, so logout also ends `@live` streams.
+    plugins: [
+      readiness({ database: options.database, pubsub: options.connection, stopping: options.stopping }),
+      refuseMalformedInput(),
+      ...queryLimitPlugins(),
+      codeClientErrors(),
+      liveQueries.plugin,
+      sessionStreams.plugin,
+    ],
+    // Unexpected errors are masked as "Unexpected error." and logged; client errors reach the
+    // masking already coded (codeClientErrors), so they are neither masked nor logged.
+    maskedErrors: true,
+    context: async (initial): Promise<Context> => {
+      const request = initial.connectionParams ? null : initial.request;
+      const token = initial.connectionParams
+        ? connectionToken(initial.connectionParams)
+        : bearerToken(initial.request.headers.get("authorization"));
+      const caller = token ? await options.authenticate(token) : ANONYMOUS;
+      if (!caller) throw unauthenticated("The token is invalid, or its session or credential has ended");
+      // Over WebSockets `req` is the upgrade request.
+      const clientAddress = clientAddressOf(initial.req);
+      return { services, prisma: services.prisma, ...caller, request, clientAddress, authenticatedNow: new Set() };
+    },
+  });
+
+  return {
+    yoga,
+    sessionStreams,
+    async close() {
+      await yoga.dispose();
+      await Promise.all([liveQueries.close(), sessionStreams.close()]);
+    },
+  };
+}
