@@ -27,7 +27,9 @@ export class OwnRedis {
     return `redis://127.0.0.1:${this.port}`;
   }
 
+  /** Starts it again after `stop()`; does nothing while it runs. */
   async start() {
+    if (this.child && this.child.exitCode === null && this.child.signalCode === null) return;
     const child = spawn("redis-server", ["--port", String(this.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
       stdio: ["ignore", "pipe", "inherit"],
     });
