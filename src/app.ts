@@ -1,4 +1,3 @@
-import { createLogger, type YogaLogger } from "graphql-yoga";
 import { createApiKeyVerifier } from "./auth/api-key-verifier.js";
 import { createBearerAuth } from "./auth/bearer.js";
 import { createLoginThrottle } from "./auth/login-throttle.js";
@@ -14,9 +13,13 @@ import { createDeveloperDocs } from "./domain/developer-docs.js";
 import { createPartners } from "./domain/partners.js";
 import { createServiceCredentials } from "./domain/service-credentials.js";
 import { createUserRights } from "./domain/users.js";
+import { createAccessLog } from "./http/access-log.js";
+import { createMetricsServer } from "./http/metrics.js";
 import { createHttpServer } from "./http/server.js";
 import { attachWebSockets } from "./http/websocket.js";
 import { createGraphQLServer } from "./http/yoga.js";
+import { createLogger, yogaLogger, type Logger } from "./logger.js";
+import { createMetrics, type Metrics } from "./metrics.js";
 import { createAppPubSub, type PubSubConnection } from "./realtime/pubsub.js";
 import type { Services } from "./schema/context.js";
 import { buildSchema } from "./schema/index.js";
@@ -28,8 +31,8 @@ export const MAX_REQUEST_BYTES = 1024 * 1024;
 export interface AppOptions {
   /** The clock; tests inject one to move time without sleeping. */
   now?: () => Date;
-  /** Where the server logs; by default Yoga's console logger at `config.logLevel`. */
-  logger?: YogaLogger;
+  /** Where the server logs; by default standard output at `config.logLevel` in `config.logFormat`. */
+  logger?: Logger;
   /** Told each start-up step as it happens (the server prints them). */
   progress?: (step: string) => void;
 }
@@ -41,6 +44,11 @@ export interface App {
   database: Database;
   /** Whether events cross instances right now (Redis up), as `/readyz` reports it. */
   pubsub: PubSubConnection;
+  logger: Logger;
+  /** This instance's Prometheus metrics (a registry of its own). */
+  metrics: Metrics;
+  /** With METRICS_PORT: the URL `/metrics` is served on, once started. */
+  readonly metricsUrl: string | null;
   /** Listens on the port (0 picks a free one); resolves with the GraphQL endpoint's URL. */
   start(port?: number, host?: string): Promise<string>;
   /** Stops accepting, lets in-flight requests finish, closes WebSockets and the database. */
@@ -53,7 +61,9 @@ export interface App {
  * given only what it uses), and the GraphQL server over HTTP, SSE and WebSockets.
  */
 export async function createApp(config: Config, options: AppOptions = {}): Promise<App> {
-  const logger = options.logger ?? createLogger(config.logLevel);
+  const rootLogger = options.logger ?? createLogger({ level: config.logLevel, format: config.logFormat });
+  const logger = yogaLogger(rootLogger);
+  const metrics = createMetrics();
   const secrets = await loadSecrets(config);
   const database = await openDatabase({
     databaseUrl: config.databaseUrl,
@@ -61,7 +71,15 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     poolSize: config.databasePoolSize,
     progress: options.progress,
   });
-  const events = createAppPubSub({ redisUrl: config.redisUrl, channelPrefix: config.redisChannelPrefix, logger });
+  const events = createAppPubSub({
+    redisUrl: config.redisUrl,
+    channelPrefix: config.redisChannelPrefix,
+    logger,
+    observe: {
+      published: (channel) => metrics.eventsPublished.inc({ channel }),
+      received: (channel) => metrics.eventsReceived.inc({ channel }),
+    },
+  });
   const { pubsub, connection } = events;
   const { prisma } = database;
   const now = options.now ?? (() => new Date());
@@ -72,13 +90,35 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   const sessionCache = createSessionCache({ pubsub, connection });
   const sessions = createSessions({ prisma, tokens, cache: sessionCache, now, ttlSeconds: config.jwt.ttlSeconds });
   const credentialAuth = createServiceCredentialAuth({ prisma, pubsub, connection, hashKey });
-  const apiKeyVerifier = createApiKeyVerifier({ prisma, pubsub, connection, hashKey, environment, now });
+  const apiKeyVerifier = createApiKeyVerifier({
+    prisma,
+    pubsub,
+    connection,
+    hashKey,
+    environment,
+    now,
+    observe: {
+      verified: (code) => metrics.keyVerifications.inc({ code }),
+      cacheLookup: (hit) => metrics.cacheLookups.inc({ result: hit ? "hit" : "miss" }),
+    },
+  });
   const loginThrottle = createLoginThrottle({
     redisUrl: config.redisUrl,
     keyPrefix: config.redisChannelPrefix,
     onRedisError: (error) => logger.warn(`Sign-in throttle: Redis unavailable, counting in process (${error.message})`),
+    onThrottled: (attempt) => metrics.throttled.inc({ attempt }),
   });
-  const usage = createUsage({ prisma, verifier: apiKeyVerifier, pubsub, hashKey, now });
+  const usage = createUsage({
+    prisma,
+    verifier: apiKeyVerifier,
+    pubsub,
+    hashKey,
+    now,
+    onStored: (result) => {
+      metrics.usageEventsAccepted.inc(result.accepted);
+      for (const { code } of result.rejected) metrics.usageEventsRejected.inc({ code });
+    },
+  });
   const services: Services = {
     prisma,
     pubsub,
@@ -96,6 +136,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   const authenticate = createBearerAuth({ sessions, serviceCredentials: credentialAuth });
 
   let stopping = false;
+  const accessLog = createAccessLog({ logger: rootLogger, metrics });
   const graphql = createGraphQLServer({
     schema: buildSchema(),
     services,
@@ -104,27 +145,44 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     database,
     connection,
     logger,
+    accessLog,
+    metrics,
     stopping: () => stopping,
   });
-  const http = createHttpServer(graphql.yoga as never, { maxBodyBytes: MAX_REQUEST_BYTES });
+  const http = createHttpServer(graphql.yoga as never, { maxBodyBytes: MAX_REQUEST_BYTES, accessLog });
   const webSockets = attachWebSockets(http.server, graphql.yoga as never, {
     authenticate,
     sessionStreams: graphql.sessionStreams,
     maxMessageBytes: MAX_REQUEST_BYTES,
+    accessLog,
+  });
+  const metricsServer = config.metrics.port === undefined ? null : createMetricsServer({ registry: metrics.registry, token: config.metrics.token });
+  Object.assign(metrics.sources, {
+    openWebSockets: () => webSockets.openSockets,
+    pubsubState: () => connection.state,
+    pubsubPublishFailures: () => connection.publishFailures,
+    databasePool: () => database.poolUse(),
   });
 
   let url = "";
+  let metricsUrl: string | null = null;
   return {
     config,
     secrets,
     services,
     database,
     pubsub: connection,
+    logger: rootLogger,
+    metrics,
     get url() {
       return url;
     },
+    get metricsUrl() {
+      return metricsUrl;
+    },
     async start(port = config.port, host = config.host) {
       url = await http.listen(port, host);
+      if (metricsServer) metricsUrl = await metricsServer.listen(config.metrics.port!, host);
       return url;
     },
     async stop() {
@@ -134,6 +192,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       await webSockets.close();
       http.closeAll();
       await closed;
+      await metricsServer?.close();
       await graphql.close();
       await Promise.all([apiKeyVerifier.close(), credentialAuth.close(), sessionCache.close(), usage.close()]);
       await loginThrottle.close();

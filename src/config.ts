@@ -54,6 +54,9 @@ const envSchema = z.object({
   ADMIN_PASSWORD: z.string().min(12).optional(),
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).default(10_000),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),
+  LOG_FORMAT: z.enum(["json", "pretty"]).optional(),
+  METRICS_TOKEN: z.string().min(16, "METRICS_TOKEN must be at least 16 characters").optional(),
+  METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
   CORS_ORIGINS: z.string().default("*").transform(parseCorsOrigins),
 });
 
@@ -93,6 +96,10 @@ export interface Config {
   admin: { email: string; username: string | undefined; password: string } | undefined;
   shutdownTimeoutMs: number;
   logLevel: Env["LOG_LEVEL"];
+  /** JSON lines or coloured text; by default JSON unless standard output is a terminal. */
+  logFormat: Env["LOG_FORMAT"];
+  /** `/metrics` asks for `Authorization: Bearer <token>` when set; on its own port when `port` is. */
+  metrics: { token: string | undefined; port: number | undefined };
   /** Origins whose pages may call the API from a browser (never with credentials); "*" for any. */
   corsOrigins: "*" | string[];
 }
@@ -133,6 +140,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         : undefined,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     logLevel: e.LOG_LEVEL,
+    logFormat: e.LOG_FORMAT,
+    metrics: { token: e.METRICS_TOKEN, port: e.METRICS_PORT },
     corsOrigins: e.CORS_ORIGINS,
   };
 }

@@ -6,36 +6,27 @@ import { request as httpRequest } from "node:http";
 import { connect } from "node:net";
 import { encodeGlobalID } from "@pothos/plugin-relay";
 import { getIntrospectionQuery } from "graphql";
-import type { YogaLogger } from "graphql-yoga";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { MAX_REQUEST_BYTES } from "../src/app.js";
 import { ConfigError, loadConfig } from "../src/config.js";
 import { QUERY_LIMITS } from "../src/http/plugins/query-limits.js";
 import { MAX_INPUT_DEPTH } from "../src/http/plugins/malformed-input.js";
+import { captureLogs, LEVELS } from "./support/logs.js";
 import { errorCodes, startTestServer, type GraphQLResponse, type TestServer } from "./support/server.js";
 import { sseStream, wsStream } from "./support/streams.js";
 import { createUser, type SignedInUser } from "./support/users.js";
 
-interface LogEntry {
-  level: keyof YogaLogger;
-  args: unknown[];
-}
-const logged: LogEntry[] = [];
-const captureLogger: YogaLogger = {
-  debug: (...args) => logged.push({ level: "debug", args }),
-  info: (...args) => logged.push({ level: "info", args }),
-  warn: (...args) => logged.push({ level: "warn", args }),
-  error: (...args) => logged.push({ level: "error", args }),
-};
-const errorsLogged = () => logged.filter((entry) => entry.level === "error");
+const logs = captureLogs();
+/** Lines at warn level or above written since `from` (a count of lines). */
+const severeSince = (from: number) => logs.lines().slice(from).filter((line) => line.level >= LEVELS.warn);
 
 let server: TestServer;
 let admin: SignedInUser;
 let partnerGid: string;
 
 beforeAll(async () => {
-  server = await startTestServer({ logger: captureLogger });
+  server = await startTestServer({ logger: logs.logger });
   admin = await createUser(server, "hardening-admin", "admin");
   const partner = await server.app.services.prisma.partnerOrganization.create({ data: { name: "Hardening Ltd" } });
   partnerGid = encodeGlobalID("PartnerOrganization", partner.id);
@@ -447,12 +438,12 @@ describe("a client's bad global id", () => {
   ];
 
   it("is BAD_USER_INPUT and is not logged as a server error, while an unexpected error still is", async () => {
-    logged.length = 0;
+    const from = logs.lines().length;
     for (const [label, query, variables] of cases(admin.globalId)) {
       const response = query.startsWith("subscription") ? await overWebSocket(query, variables) : await post(query, variables);
       expect(errorCodes(response), label).toEqual(["BAD_USER_INPUT"]);
     }
-    expect(logged.filter((entry) => entry.level === "error" || entry.level === "warn")).toEqual([]);
+    expect(severeSince(from)).toEqual([]);
 
     // A real fault (a table gone from under the server) is masked, and logged with its cause.
     const prisma = server.app.services.prisma;
@@ -463,8 +454,9 @@ describe("a client's bad global id", () => {
     } finally {
       await prisma.$executeRawUnsafe(`ALTER TABLE "DeveloperDocAway" RENAME TO "DeveloperDoc"`);
     }
-    expect(errorsLogged()).toHaveLength(1);
-    expect(String(errorsLogged()[0]!.args[0])).toMatch(/DeveloperDoc/);
+    const errors = severeSince(from).filter((line) => line.level >= LEVELS.error);
+    expect(errors).toHaveLength(1);
+    expect(errors[0]!.err?.message).toMatch(/DeveloperDoc/);
   });
 });
 

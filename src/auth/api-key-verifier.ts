@@ -75,6 +75,8 @@ export interface ApiKeyVerifierOptions {
   environment: SecretEnvironment;
   now: () => Date;
   maxEntries?: number;
+  /** Told of every verification's answer and whether the cache had the key (metrics). */
+  observe?: { verified(code: VerificationCode): void; cacheLookup(hit: boolean): void };
 }
 
 interface CachedKey {
@@ -185,6 +187,7 @@ export function createApiKeyVerifier(options: ApiKeyVerifierOptions): ApiKeyVeri
 
   function lookup(hash: string): Promise<CacheEntry> {
     const hit = cached(hash);
+    options.observe?.cacheLookup(hit !== undefined);
     if (hit) return Promise.resolve(hit);
     let pending = loading.get(hash);
     if (!pending) {
@@ -250,7 +253,7 @@ export function createApiKeyVerifier(options: ApiKeyVerifierOptions): ApiKeyVeri
     cache.clear();
   });
 
-  return {
+  const verifier: ApiKeyVerifier = {
     async verify(secret, verifyOptions = {}) {
       const now = verifyOptions.now ?? options.now();
       const parsed = parseSecret(secret);
@@ -287,6 +290,16 @@ export function createApiKeyVerifier(options: ApiKeyVerifierOptions): ApiKeyVeri
       await invalidations.stop();
       while (pendingWrites.size > 0) await Promise.allSettled([...pendingWrites]);
       cache.clear();
+    },
+  };
+  const { observe } = options;
+  if (!observe) return verifier;
+  return {
+    ...verifier,
+    async verify(secret, verifyOptions) {
+      const verification = await verifier.verify(secret, verifyOptions);
+      observe.verified(verification.code);
+      return verification;
     },
   };
 }

@@ -45,6 +45,8 @@ export function createLoginThrottle(options: {
   redisUrl?: string;
   keyPrefix: string;
   onRedisError?: (error: Error) => void;
+  /** Told of every attempt the throttle refuses (metrics). */
+  onThrottled?: (attempt: "login" | "sign_up") => void;
 }): LoginThrottle {
   const client = options.redisUrl
     ? new Redis(options.redisUrl, {
@@ -94,11 +96,15 @@ export function createLoginThrottle(options: {
       const addressKey = bucketOf(address);
       const accountKey = `${account}|${addressKey}`;
       const addressWait = await take(byAddress, addressKey);
-      if (addressWait > 0) return { allowed: false, retryAfterSeconds: addressWait };
+      if (addressWait > 0) {
+        options.onThrottled?.("login");
+        return { allowed: false, retryAfterSeconds: addressWait };
+      }
       const accountWait = await take(byAccount, accountKey);
       if (accountWait > 0) {
         // A refused attempt is not a failure: it gives back what it took from the address.
         await byAddress.reward(addressKey);
+        options.onThrottled?.("login");
         return { allowed: false, retryAfterSeconds: accountWait };
       }
       return {
@@ -110,7 +116,11 @@ export function createLoginThrottle(options: {
         },
       };
     },
-    signUpAttempt: (address) => take(signUps, bucketOf(address)),
+    async signUpAttempt(address) {
+      const wait = await take(signUps, bucketOf(address));
+      if (wait > 0) options.onThrottled?.("sign_up");
+      return wait;
+    },
     async close() {
       if (!client) return;
       // quit() is refused while disconnected (no offline queue): then just drop the socket.

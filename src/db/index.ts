@@ -1,4 +1,5 @@
 import { PrismaPg } from "@prisma/adapter-pg";
+import pg from "pg";
 import { PrismaClient } from "../generated/prisma/client.js";
 import { startEmbeddedPostgres, type EmbeddedPostgres } from "./embedded.js";
 import { migrateDatabase } from "./migrate.js";
@@ -12,6 +13,8 @@ export interface Database {
   embedded: boolean;
   /** Answers when the database answers a query (readiness). */
   ping(): Promise<boolean>;
+  /** The connection pool's use right now (metrics). */
+  poolUse(): { total: number; idle: number; waiting: number; max: number };
   close(): Promise<void>;
 }
 
@@ -42,8 +45,10 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
   // other's unnamed statement. One connection avoids that and costs nothing: PGlite runs one
   // query at a time anyway. (Inside an interactive transaction, use its `tx`, never the client.)
   const poolSize = options.poolSize ?? (embedded ? 1 : 10);
+  // The pool is made here, not by the adapter, so that its use can be read.
+  const pool = new pg.Pool({ connectionString: url, max: poolSize });
   const prisma = new PrismaClient({
-    adapter: new PrismaPg({ connectionString: url, max: poolSize }),
+    adapter: new PrismaPg(pool, { disposeExternalPool: true }),
   });
   return {
     prisma,
@@ -56,6 +61,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
         return false;
       }
     },
+    poolUse: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount, max: poolSize }),
     async close() {
       await prisma.$disconnect();
       await embedded?.close();

@@ -1,6 +1,7 @@
-import { createServer, type ServerResponse } from "node:http";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { YogaServerInstance } from "graphql-yoga";
+import type { AccessLog } from "./access-log.js";
 import { readBodyWithin } from "./request-body.js";
 
 /**
@@ -9,12 +10,12 @@ import { readBodyWithin } from "./request-body.js";
  */
 export function createHttpServer(
   yoga: YogaServerInstance<Record<string, unknown>, Record<string, unknown>>,
-  options: { maxBodyBytes: number },
+  options: { maxBodyBytes: number; accessLog?: Pick<AccessLog, "http"> },
 ) {
   const inFlight = new Set<ServerResponse>();
   let drained: (() => void) | undefined;
 
-  const server = createServer(async (req, res) => {
+  const handle = async (req: IncomingMessage, res: ServerResponse) => {
     if ((req.url ?? "/").split("?")[0] === "/") {
       res.writeHead(302, { location: yoga.graphqlEndpoint }).end();
       return;
@@ -28,7 +29,9 @@ export function createHttpServer(
       });
     }
     if (await readBodyWithin(req, res, options.maxBodyBytes)) await yoga.handle(req, res);
-  });
+  };
+  const { accessLog } = options;
+  const server = createServer((req, res) => (accessLog ? accessLog.http(req, res, () => handle(req, res)) : handle(req, res)));
 
   return {
     server,

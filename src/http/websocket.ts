@@ -5,6 +5,7 @@ import { useServer, type Extra } from "graphql-ws/use/ws";
 import type { YogaServerInstance } from "graphql-yoga";
 import { WebSocketServer, type WebSocket } from "ws";
 import { bearerToken, type Caller, type Viewer } from "../auth/callers.js";
+import type { AccessLog } from "./access-log.js";
 import { streamOwner, type SessionStreams } from "./plugins/session-streams.js";
 
 /** Close code sent to a WebSocket whose session ended (logout) or whose service credential was revoked. */
@@ -14,6 +15,10 @@ interface EnvelopedRoot {
   execute: (args: ExecutionArgs) => unknown;
   subscribe: (args: ExecutionArgs) => unknown;
 }
+
+type OperationLog = ReturnType<AccessLog["webSocketOperation"]>;
+/** Each socket's operations in progress, by operation id, until their access line is written. */
+type SocketExtra = Extra & { viewer?: Viewer | null; operations?: Map<string, OperationLog> };
 
 /** The session token a graphql-ws client sent: `{ authorization: "Bearer …" }` or `{ token: "…" }`. */
 export function connectionToken(params: Readonly<Record<string, unknown>> | undefined): string | null {
@@ -34,6 +39,7 @@ export function attachWebSockets(
     authenticate: (token: string) => Promise<Caller | null>;
     sessionStreams: Pick<SessionStreams, "track">;
     maxMessageBytes: number;
+    accessLog: Pick<AccessLog, "webSocketOperation">;
   },
 ) {
   // A message over maxPayload closes its socket with 1009 (message too big) before it is parsed.
@@ -58,8 +64,10 @@ export function attachWebSockets(
         socket.once("close", untrack);
         return true;
       },
-      onSubscribe: async (ctx, _id, payload) => {
-        const extra = ctx.extra as Extra & { viewer?: Viewer | null };
+      onSubscribe: async (ctx, id, payload) => {
+        const extra = ctx.extra as SocketExtra;
+        const operation = options.accessLog.webSocketOperation(extra.request, id);
+        (extra.operations ??= new Map()).set(id, operation);
         const enveloped = yoga.getEnveloped({
           ...ctx,
           req: extra.request,
@@ -77,9 +85,22 @@ export function attachWebSockets(
           document,
           variableValues: payload.variables,
           contextValue: await enveloped.contextFactory(),
-          rootValue: { execute: enveloped.execute, subscribe: enveloped.subscribe } satisfies EnvelopedRoot,
+          rootValue: {
+            execute: (args: ExecutionArgs) => operation.run(() => enveloped.execute(args)),
+            subscribe: (args: ExecutionArgs) => operation.run(() => enveloped.subscribe(args)),
+          } satisfies EnvelopedRoot,
         };
         return args;
+      },
+      onError: (ctx, id, _payload, errors) => {
+        const operations = (ctx.extra as SocketExtra).operations;
+        operations?.get(id)?.end(errors);
+        operations?.delete(id);
+      },
+      onComplete: (ctx, id) => {
+        const operations = (ctx.extra as SocketExtra).operations;
+        operations?.get(id)?.end();
+        operations?.delete(id);
       },
       execute: (args) => (args.rootValue as EnvelopedRoot).execute(args) as never,
       subscribe: (args) => (args.rootValue as EnvelopedRoot).subscribe(args) as never,
@@ -88,6 +109,9 @@ export function attachWebSockets(
   );
 
   return {
+    get openSockets() {
+      return wss.clients.size;
+    },
     /** Closes every socket with 1001 (going away) and stops accepting new ones. */
     async close() {
       await disposable.dispose();

@@ -5,11 +5,14 @@ import { ANONYMOUS, bearerToken, type Caller } from "../auth/callers.js";
 import type { Config } from "../config.js";
 import type { Database } from "../db/index.js";
 import { unauthenticated } from "../errors.js";
+import type { Metrics } from "../metrics.js";
 import type { PubSubConnection } from "../realtime/pubsub.js";
 import type { Context, Services } from "../schema/context.js";
+import type { AccessLog } from "./access-log.js";
 import { clientAddressResolver } from "./client-address.js";
 import { corsOptions } from "./cors.js";
 import { graphiql } from "./graphiql.js";
+import { serveMetrics } from "./metrics.js";
 import { codeClientErrors } from "./plugins/client-errors.js";
 import { createLiveQueries } from "./plugins/live-queries.js";
 import { refuseMalformedInput } from "./plugins/malformed-input.js";
@@ -36,6 +39,8 @@ export function createGraphQLServer(options: {
   database: Database;
   connection: PubSubConnection;
   logger: YogaLogger;
+  accessLog: Pick<AccessLog, "plugin">;
+  metrics: Pick<Metrics, "registry">;
   stopping: () => boolean;
 }) {
   const { schema, services, config, logger } = options;
@@ -69,9 +74,13 @@ export function createGraphQLServer(options: {
     // what the live-query store returns, so logout also ends `@live` streams.
     plugins: [
       readiness({ database: options.database, pubsub: options.connection, stopping: options.stopping }),
+      // With METRICS_PORT, /metrics is served there instead (app.ts).
+      ...(config.metrics.port === undefined ? [serveMetrics({ registry: options.metrics.registry, token: config.metrics.token })] : []),
       refuseMalformedInput(),
       ...queryLimitPlugins(),
       codeClientErrors(),
+      // After codeClientErrors, so that it sees client errors already coded.
+      options.accessLog.plugin,
       liveQueries.plugin,
       sessionStreams.plugin,
     ],

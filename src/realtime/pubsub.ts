@@ -81,6 +81,8 @@ export interface PubSubOptions {
   redisUrl?: string;
   channelPrefix: string;
   logger?: YogaLogger;
+  /** Told of every event this instance publishes, and of every one received from another (metrics). */
+  observe?: { published(channel: string): void; received(channel: string): void };
 }
 
 /**
@@ -99,13 +101,24 @@ export function createAppPubSub(options: PubSubOptions): PubSubHandle {
       onStateChange: () => () => {},
       delivered: async () => {},
     };
-    return { pubsub: createPubSub<PubSubChannels>(), connection, close: async () => {} };
+    return { pubsub: observed(createPubSub<PubSubChannels>(), options.observe), connection, close: async () => {} };
   }
-  const bridge = createRedisBridge(options.redisUrl, options.channelPrefix, options.logger);
+  const bridge = createRedisBridge(options.redisUrl, options.channelPrefix, options.logger, options.observe);
   return {
-    pubsub: createPubSub<PubSubChannels>({ eventTarget: bridge.eventTarget }),
+    pubsub: observed(createPubSub<PubSubChannels>({ eventTarget: bridge.eventTarget }), options.observe),
     connection: bridge.connection,
     close: bridge.close,
+  };
+}
+
+function observed(pubsub: AppPubSub, observe: PubSubOptions["observe"]): AppPubSub {
+  if (!observe) return pubsub;
+  return {
+    ...pubsub,
+    publish: (channel, ...args) => {
+      observe.published(String(channel));
+      pubsub.publish(channel, ...args);
+    },
   };
 }
 
@@ -151,7 +164,7 @@ interface Envelope {
 /** How long `delivered()` waits for a message to come back before giving up on it. */
 const ECHO_WAIT_MS = 1000;
 
-function createRedisBridge(redisUrl: string, prefix: string, logger?: YogaLogger) {
+function createRedisBridge(redisUrl: string, prefix: string, logger?: YogaLogger, observe?: PubSubOptions["observe"]) {
   const origin = randomUUID();
   const local = new EventTarget();
   const listeners = new Map<string, Set<EventListenerOrEventListenerObject>>();
@@ -238,6 +251,7 @@ function createRedisBridge(redisUrl: string, prefix: string, logger?: YogaLogger
       echoes.get(envelope.seq)?.();
       return;
     }
+    observe?.received(channel.slice(prefix.length));
     local.dispatchEvent(new CustomEvent(channel.slice(prefix.length), { detail: envelope.detail }));
   });
 

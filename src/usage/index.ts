@@ -20,6 +20,7 @@ export function createUsage(deps: {
   pubsub: AppPubSub;
   hashKey: Uint8Array;
   now: () => Date;
+  onStored?: (result: IngestResult) => void;
 }): UsageOperations {
   const streams = createUsageStreams(deps.pubsub);
   return {

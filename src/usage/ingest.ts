@@ -159,6 +159,8 @@ export interface IngestDeps {
   /** Keys the hash of a batch kept for idempotency (events may carry key secrets). */
   hashKey: Uint8Array;
   now: () => Date;
+  /** Told of every batch stored (not of replays answered from an earlier one), for metrics. */
+  onStored?: (result: IngestResult) => void;
 }
 
 export async function ingestUsage(
@@ -266,6 +268,7 @@ export async function ingestUsage(
     throw error;
   }
 
+  deps.onStored?.(result);
   if (rows.length > 0) publish(deps.pubsub, rows);
   return result;
 }

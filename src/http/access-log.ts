@@ -1,0 +1,199 @@
+import { randomUUID } from "node:crypto";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { getOperationAST, type ExecutionResult, type GraphQLError } from "graphql";
+import { isAsyncIterable, type Plugin } from "graphql-yoga";
+import { requestLogContext, type Logger, type RequestLogContext } from "../logger.js";
+import type { Metrics, Outcome } from "../metrics.js";
+import type { Caller } from "../auth/callers.js";
+
+/** What one access line says about an HTTP request or a WebSocket operation. */
+interface AccessRecord {
+  operationName: string | null;
+  operationType: string | null;
+  viewerId: string | null;
+  serviceId: string | null;
+  /** Codes of the errors answered (UNEXPECTED for masked ones), in order, without repeats. */
+  errorCodes: string[];
+}
+
+/** A request id a client or proxy may choose: short, and nothing that could forge a log line. */
+const REQUEST_ID = /^[\w.:/+=@-]{1,128}$/;
+
+/** The request id from `X-Request-Id` when it is a sane one, else a new one. */
+export function requestIdFrom(header: string | string[] | undefined): string {
+  const value = Array.isArray(header) ? header[0] : header;
+  return value && REQUEST_ID.test(value) ? value : randomUUID();
+}
+
+// Probes and scrapes are logged at debug level, so that they do not drown the access log.
+const QUIET_PATHS = new Set(["/healthz", "/readyz", "/metrics"]);
+
+/** Errors the client can act on carry a code; an error without one is unexpected (masked). */
+const codeOf = (error: GraphQLError) => {
+  const code = error.extensions?.code;
+  return typeof code === "string" ? code : "UNEXPECTED";
+};
+
+function outcomeOf(errors: readonly GraphQLError[] | undefined): Outcome {
+  if (!errors || errors.length === 0) return "ok";
+  return errors.some((error) => codeOf(error) === "UNEXPECTED") ? "error" : "client_error";
+}
+
+/**
+ * Access lines and operation metrics: one line per HTTP request (written when its response ends)
+ * and one per WebSocket operation (when it completes), each with the request id every other
+ * line written meanwhile carries too. Never variables, headers or connection params: only the
+ * operation's name and type, the viewer's id, the status and the error codes.
+ */
+export function createAccessLog(options: { logger: Logger; metrics: Metrics }) {
+  const { logger, metrics } = options;
+  const records = new WeakMap<RequestLogContext, AccessRecord>();
+  const newRecord = (): AccessRecord => ({ operationName: null, operationType: null, viewerId: null, serviceId: null, errorCodes: [] });
+  const current = () => {
+    const context = requestLogContext.getStore();
+    return context ? records.get(context) : undefined;
+  };
+  const describe = (record: AccessRecord) => ({
+    operation: record.operationName,
+    operationType: record.operationType,
+    viewerId: record.viewerId,
+    serviceId: record.serviceId,
+    ...(record.errorCodes.length > 0 ? { errors: record.errorCodes } : {}),
+  });
+
+  /** Notes a result's errors on the access line; client errors are logged at debug, without stack. */
+  const noteErrors = (errors: readonly GraphQLError[] | undefined) => {
+    const record = current();
+    for (const error of errors ?? []) {
+      const code = codeOf(error);
+      if (record && !record.errorCodes.includes(code)) record.errorCodes.push(code);
+      // Unexpected errors are logged (at error, with the stack) where Yoga masks them.
+      if (code !== "UNEXPECTED") logger.debug({ code, path: error.path?.join(".") }, `client error: ${error.message}`);
+    }
+  };
+
+  const started = (args: { document: Parameters<typeof getOperationAST>[0]; operationName?: string | null; contextValue: unknown }) => {
+    const operation = getOperationAST(args.document, args.operationName);
+    const name = operation?.name?.value ?? null;
+    const type = operation?.operation ?? "query";
+    const caller = args.contextValue as Partial<Caller>;
+    const record = current();
+    if (record) {
+      record.operationName = name;
+      record.operationType = type;
+      record.viewerId = caller.viewer?.id ?? null;
+      record.serviceId = caller.service?.id ?? null;
+    }
+    return { label: metrics.operationLabel(name), type, startedAt: performance.now() };
+  };
+
+  const finished = (operation: ReturnType<typeof started>, errors: readonly GraphQLError[] | undefined) => {
+    noteErrors(errors);
+    const labels = { operation: operation.label, type: operation.type, outcome: outcomeOf(errors) };
+    metrics.operations.inc(labels);
+    metrics.operationDuration.observe(labels, (performance.now() - operation.startedAt) / 1000);
+  };
+
+  /** Counts a stream (subscription or live query) while it runs, and the results it sends. */
+  const streaming = (operation: ReturnType<typeof started>, gauge: Metrics["activeSubscriptions"]) => {
+    finished(operation, undefined);
+    gauge.inc();
+    return {
+      onNext: ({ result }: { result: ExecutionResult }) => {
+        metrics.streamedResults.inc({ operation: operation.label });
+        noteErrors(result.errors);
+      },
+      onEnd: () => gauge.dec(),
+    };
+  };
+
+  const plugin: Plugin = {
+    onExecute({ args }) {
+      const operation = started(args);
+      return {
+        onExecuteDone({ result }) {
+          if (isAsyncIterable(result)) return streaming(operation, metrics.activeLiveQueries);
+          finished(operation, result.errors);
+          return undefined;
+        },
+      };
+    },
+    onSubscribe({ args }) {
+      const operation = started(args);
+      return {
+        onSubscribeResult({ result }) {
+          if (isAsyncIterable(result)) return streaming(operation, metrics.activeSubscriptions);
+          finished(operation, result.errors);
+          return undefined;
+        },
+      };
+    },
+  };
+
+  return {
+    /** The Yoga plugin that fills in the access line and counts operations; after codeClientErrors. */
+    plugin,
+
+    /** Serves one HTTP request under its request id (returned in `X-Request-Id`), then logs its line. */
+    async http(req: IncomingMessage, res: ServerResponse, handle: () => Promise<void>): Promise<void> {
+      const context: RequestLogContext = { requestId: requestIdFrom(req.headers["x-request-id"]) };
+      const record = newRecord();
+      records.set(context, record);
+      res.setHeader("x-request-id", context.requestId);
+      const startedAt = performance.now();
+      const path = (req.url ?? "/").split("?")[0]!;
+      const stream = (req.headers.accept ?? "").includes("text/event-stream");
+      res.once("close", () => {
+        const seconds = (performance.now() - startedAt) / 1000;
+        const method = req.method ?? "GET";
+        metrics.httpRequests.inc({ method, status: String(res.statusCode) });
+        if (!stream) metrics.httpDuration.observe({ method }, seconds);
+        const line = {
+          requestId: context.requestId,
+          transport: "http",
+          method,
+          path,
+          status: res.statusCode,
+          durationMs: Math.round(seconds * 10_000) / 10,
+          ...describe(record),
+          ...(res.writableFinished ? {} : { aborted: true }),
+        };
+        if (QUIET_PATHS.has(path)) logger.debug(line, "request");
+        else logger.info(line, "request");
+      });
+      await requestLogContext.run(context, handle);
+    },
+
+    /** A WebSocket operation's own request id (`<connection's X-Request-Id>/<operation id>`). */
+    webSocketOperation(upgrade: IncomingMessage, operationId: string) {
+      const connectionId = requestIdFrom(upgrade.headers["x-request-id"]);
+      const context: RequestLogContext = { requestId: `${connectionId}/${operationId}` };
+      const record = newRecord();
+      records.set(context, record);
+      const startedAt = performance.now();
+      let ended = false;
+      return {
+        /** Runs part of the operation (its execution) under its request id. */
+        run: <T>(work: () => T): T => requestLogContext.run(context, work),
+        /** Writes the access line, once: when the operation completed, or failed with `errors`. */
+        end(errors?: readonly GraphQLError[]) {
+          if (ended) return;
+          ended = true;
+          if (errors) requestLogContext.run(context, () => noteErrors(errors));
+          logger.info(
+            {
+              requestId: context.requestId,
+              transport: "ws",
+              status: errors ? "error" : "complete",
+              durationMs: Math.round(performance.now() - startedAt),
+              ...describe(record),
+            },
+            "operation",
+          );
+        },
+      };
+    },
+  };
+}
+
+export type AccessLog = ReturnType<typeof createAccessLog>;

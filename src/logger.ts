@@ -1,0 +1,112 @@
+import { AsyncLocalStorage } from "node:async_hooks";
+import type { GraphQLError } from "graphql";
+import { pino, type DestinationStream, type Logger } from "pino";
+
+export type { Logger };
+export type LogLevel = "debug" | "info" | "warn" | "error" | "silent";
+export type LogFormat = "json" | "pretty";
+
+/** What every log line written while serving one request or WebSocket operation carries. */
+export interface RequestLogContext {
+  requestId: string;
+}
+
+/** The request (or WebSocket operation) being served, for log lines written on its behalf. */
+export const requestLogContext = new AsyncLocalStorage<RequestLogContext>();
+
+/**
+ * Fields that may hold a credential wherever they appear in a logged object. Nothing logs
+ * variables, headers or connection params on purpose; this is the net under that rule.
+ */
+export const REDACTED_PATHS = [
+  "password",
+  "newPassword",
+  "currentPassword",
+  "token",
+  "secret",
+  "apiKeySecret",
+  "authorization",
+  "Authorization",
+  "cookie",
+  "jwtSecret",
+  "apiKeyHashSecret",
+  "*.password",
+  "*.newPassword",
+  "*.currentPassword",
+  "*.token",
+  "*.secret",
+  "*.apiKeySecret",
+  "*.authorization",
+  "*.Authorization",
+  "*.cookie",
+  "variables",
+  "*.variables",
+  "connectionParams",
+  "*.connectionParams",
+  "headers.authorization",
+  "headers.cookie",
+];
+
+/**
+ * The server's logger: JSON lines (one object per line, ISO timestamps) when standard output is
+ * not a terminal, readable colour when it is; `format` forces one. Lines written while a request
+ * is served carry its request id.
+ */
+export function createLogger(options: {
+  level: LogLevel;
+  format?: LogFormat;
+  /** Where lines go (standard output by default); tests pass a stream they read. */
+  destination?: DestinationStream;
+}): Logger {
+  const format = options.format ?? (process.stdout.isTTY ? "pretty" : "json");
+  const settings = {
+    level: options.level,
+    base: undefined,
+    timestamp: pino.stdTimeFunctions.isoTime,
+    redact: { paths: REDACTED_PATHS, censor: "[redacted]" },
+    mixin: () => {
+      const context = requestLogContext.getStore();
+      return context ? { requestId: context.requestId } : {};
+    },
+  };
+  if (format === "pretty") {
+    const transport = pino.transport({
+      target: "pino-pretty",
+      options: { destination: 1, translateTime: "SYS:HH:MM:ss.l", ignore: "pid,hostname" },
+    }) as DestinationStream;
+    return pino(settings, options.destination ?? transport);
+  }
+  return pino(settings, options.destination ?? pino.destination({ dest: 1, sync: false }));
+}
+
+/** The four methods graphql-yoga (and the modules written against it) log through. */
+export interface YogaLogger {
+  debug: (...args: unknown[]) => void;
+  info: (...args: unknown[]) => void;
+  warn: (...args: unknown[]) => void;
+  error: (...args: unknown[]) => void;
+}
+
+/**
+ * Yoga's logger interface (`logger.error(error)`, `logger.warn("text", error)`) over pino: the
+ * text becomes the message and an error its `err` field, with the stack. An unexpected error
+ * Yoga masks arrives as a GraphQLError; its original error is logged, with the field path.
+ */
+export function yogaLogger(logger: Logger): YogaLogger {
+  const write = (level: "debug" | "info" | "warn" | "error") => (...args: unknown[]) => {
+    if (!logger.isLevelEnabled(level)) return;
+    const error = args.find((arg): arg is Error => arg instanceof Error);
+    const text = args.filter((arg): arg is string => typeof arg === "string").join(" ");
+    if (!error) {
+      logger[level](text);
+      return;
+    }
+    const graphQLError = error.name === "GraphQLError" ? (error as GraphQLError) : null;
+    const fields = {
+      err: graphQLError?.originalError ?? error,
+      ...(graphQLError?.path ? { path: graphQLError.path.join(".") } : {}),
+    };
+    logger[level](fields, text || error.message);
+  };
+  return { debug: write("debug"), info: write("info"), warn: write("warn"), error: write("error") };
+}
