@@ -11,7 +11,7 @@ const src = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../src")
 
 /** Lowest first; a module may import from its own layer and the ones above it in this list. */
 export const LAYERS: Array<{ name: string; holds: (file: string) => boolean }> = [
-  { name: "foundation", holds: (file) => ["config.ts", "errors.ts"].includes(file) || file.startsWith("generated/") },
+  { name: "foundation", holds: (file) => ["config.ts", "errors.ts", "logger.ts", "metrics.ts"].includes(file) || file.startsWith("generated/") },
   { name: "infrastructure", holds: (file) => file.startsWith("db/") || file.startsWith("realtime/") },
   { name: "domain", holds: (file) => ["domain/", "auth/", "usage/"].some((folder) => file.startsWith(folder)) },
   { name: "schema", holds: (file) => file.startsWith("schema/") },
