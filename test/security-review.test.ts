@@ -6,6 +6,7 @@ import { randomBytes } from "node:crypto";
 import { SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
+import { captureLogs } from "./support/logs.js";
 import { createWorld, type Actor, type World } from "./support/matrix.js";
 import { errorCodes, startTestServer, type GraphQLResponse, type TestServer } from "./support/server.js";
 import { sseStream, triggerUntilReceived, wsStream, type ResultStream } from "./support/streams.js";
@@ -580,17 +581,8 @@ describe("a revoked service credential", () => {
 
 describe("with LOG_LEVEL=debug", () => {
   it("logs no password, session token, key or credential secret, nor any stored hash", async () => {
-    const output: string[] = [];
-    const methods = ["log", "debug", "info", "warn", "error"] as const;
-    const originals = methods.map((method) => console[method]);
-    // Captured, not replaced: each line still reaches the real console.
-    methods.forEach((method, i) => {
-      console[method] = (...args: unknown[]) => {
-        output.push(args.map((arg) => (arg instanceof Error ? `${arg.message}\n${arg.stack}` : typeof arg === "string" ? arg : JSON.stringify(arg))).join(" "));
-        originals[i]!.apply(console, args);
-      };
-    });
-    const debugServer = await startTestServer({ env: { LOG_LEVEL: "debug" } });
+    const logs = captureLogs("debug");
+    const debugServer = await startTestServer({ env: { LOG_LEVEL: "debug" }, logger: logs.logger });
     try {
       const debugWorld = await createWorld(debugServer);
       const secrets: string[] = [debugWorld.users.admin.token, debugWorld.users.partnerAdminA.token];
@@ -630,11 +622,11 @@ describe("with LOG_LEVEL=debug", () => {
         ...(await prisma.serviceCredential.findMany()).map((c) => c.secretHash),
         ...(await prisma.user.findMany()).map((u) => u.password),
       ].filter((value): value is string => !!value);
-      const logged = output.join("\n");
+      const logged = logs.text();
+      expect(logged).toContain(`"msg":"request"`);
       for (const secret of [...secrets, ...hashes]) expect(logged).not.toContain(secret);
       expect(logged).not.toContain("correct horse battery staple");
     } finally {
-      methods.forEach((method, i) => (console[method] = originals[i]!));
       await debugServer.close();
     }
   });

@@ -48,6 +48,8 @@ function outcomeOf(errors: readonly GraphQLError[] | undefined): Outcome {
 export function createAccessLog(options: { logger: Logger; metrics: Metrics }) {
   const { logger, metrics } = options;
   const records = new WeakMap<RequestLogContext, AccessRecord>();
+  // A WebSocket's id (its upgrade request's), which its operations' ids start with.
+  const connectionIds = new WeakMap<IncomingMessage, string>();
   const newRecord = (): AccessRecord => ({ operationName: null, operationType: null, viewerId: null, serviceId: null, errorCodes: [] });
   const current = () => {
     const context = requestLogContext.getStore();
@@ -166,7 +168,8 @@ export function createAccessLog(options: { logger: Logger; metrics: Metrics }) {
 
     /** A WebSocket operation's own request id (`<connection's X-Request-Id>/<operation id>`). */
     webSocketOperation(upgrade: IncomingMessage, operationId: string) {
-      const connectionId = requestIdFrom(upgrade.headers["x-request-id"]);
+      let connectionId = connectionIds.get(upgrade);
+      if (!connectionId) connectionIds.set(upgrade, (connectionId = requestIdFrom(upgrade.headers["x-request-id"])));
       const context: RequestLogContext = { requestId: `${connectionId}/${operationId}` };
       const record = newRecord();
       records.set(context, record);
