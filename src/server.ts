@@ -1,12 +1,14 @@
 import { createApp } from "./app.js";
 import { bootstrapData, describeDemo } from "./bootstrap.js";
 import { ConfigError, loadConfig } from "./config.js";
+import { createLogger } from "./logger.js";
 
 async function main() {
   const config = loadConfig();
+  const logger = createLogger({ level: config.logLevel, format: config.logFormat });
   const started = performance.now();
-  const progress = (step: string) => console.log(`${((performance.now() - started) / 1000).toFixed(1).padStart(5)} s  ${step}`);
-  const app = await createApp(config, { progress });
+  const progress = (step: string) => logger.info({ elapsedSeconds: Number(((performance.now() - started) / 1000).toFixed(1)) }, step);
+  const app = await createApp(config, { progress, logger });
   const { demo, admin } = await bootstrapData(app, progress);
   const url = await app.start();
 
@@ -14,22 +16,23 @@ async function main() {
     `Partner Portal is running on ${app.database.embedded ? `embedded PostgreSQL (${config.dataDir})` : "PostgreSQL"}${config.redisUrl ? " with Redis" : ""}.`,
     `  GraphiQL:  ${url}`,
     `  Health:    ${url.replace(/\/graphql$/, "/healthz")}  Ready: ${url.replace(/\/graphql$/, "/readyz")}`,
+    `  Metrics:   ${app.metricsUrl ?? url.replace(/\/graphql$/, "/metrics")}${config.metrics.token ? " (bearer METRICS_TOKEN)" : ""}`,
   ];
   if (demo) lines.push("", describeDemo(demo));
   else if (config.seedDemo) lines.push("  Demo data: already present (run `npm run seed` to reset it).");
   if (admin === "created") lines.push(`  Admin ${config.admin!.email} created from ADMIN_EMAIL/ADMIN_PASSWORD.`);
-  console.log(lines.join("\n"));
+  logger.info({ url }, lines.join("\n"));
 
   let stopping = false;
   const shutdown = async (signal: NodeJS.Signals) => {
     if (stopping) return;
     stopping = true;
-    console.log(`${signal}: finishing in-flight requests and shutting down`);
+    logger.info(`${signal}: finishing in-flight requests and shutting down`);
     try {
       await app.stop();
       process.exit(0);
     } catch (error) {
-      console.error("Shutdown failed:", error);
+      logger.error({ err: error }, "Shutdown failed");
       process.exit(1);
     }
   };

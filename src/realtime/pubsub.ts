@@ -101,14 +101,22 @@ export function createAppPubSub(options: PubSubOptions): PubSubHandle {
       onStateChange: () => () => {},
       delivered: async () => {},
     };
-    return { pubsub: observed(createPubSub<PubSubChannels>(), options.observe), connection, close: async () => {} };
+    return { pubsub: withLogger(observed(createPubSub<PubSubChannels>(), options.observe), options.logger), connection, close: async () => {} };
   }
   const bridge = createRedisBridge(options.redisUrl, options.channelPrefix, options.logger, options.observe);
   return {
-    pubsub: observed(createPubSub<PubSubChannels>({ eventTarget: bridge.eventTarget }), options.observe),
+    pubsub: withLogger(observed(createPubSub<PubSubChannels>({ eventTarget: bridge.eventTarget }), options.observe), options.logger),
     connection: bridge.connection,
     close: bridge.close,
   };
+}
+
+/** The logger a pub/sub was made with, for `listen` to report failing handlers to. */
+const loggers = new WeakMap<AppPubSub, YogaLogger>();
+
+function withLogger(pubsub: AppPubSub, logger: YogaLogger | undefined): AppPubSub {
+  if (logger) loggers.set(pubsub, logger);
+  return pubsub;
 }
 
 function observed(pubsub: AppPubSub, observe: PubSubOptions["observe"]): AppPubSub {
@@ -124,7 +132,7 @@ function observed(pubsub: AppPubSub, observe: PubSubOptions["observe"]): AppPubS
 
 /**
  * Runs `handle` for every message on a channel until `stop()`: the one way the server listens to
- * a channel. A failing handler is logged (to `logger`, or standard error) and never ends the
+ * a channel. A failing handler is logged (to `logger`, the pub/sub's own, or standard error) and never ends the
  * listening, nor the process.
  */
 export function listen<K extends keyof PubSubChannels>(
@@ -141,7 +149,7 @@ export function listen<K extends keyof PubSubChannels>(
       try {
         await handle(payload);
       } catch (error) {
-        (logger ?? console).error(`pub/sub: handling a ${String(channel)} message failed`, error);
+        (logger ?? loggers.get(pubsub) ?? console).error(`pub/sub: handling a ${String(channel)} message failed`, error);
       }
     }
   })();
