@@ -69,8 +69,9 @@ describe("npm start on the embedded database", () => {
     const dataDir = await mkdtemp(path.join(tmpdir(), "pp-data-"));
     dirs.push(dataDir);
     const first = new ServerProcess({ DATA_DIR: dataDir });
-    const [, url] = await first.waitFor(/GraphiQL:\s+(\S+)/);
-    const [, password] = await first.waitFor(/password for every demo account: (\S+)/);
+    // The output is JSON log lines (stdout is not a terminal): a value ends at a quote or an escape.
+    const [, url] = await first.waitFor(/GraphiQL:\s+([^\s"\\]+)/);
+    const [, password] = await first.waitFor(/password for every demo account: ([^\s"\\]+)/);
     expect(first.log).toMatch(/acme-admin\s+partnerAdmin\s+Acme Logistics/);
 
     const admin = await post(url!, LoginDocument, { input: { login: "admin", password } });
@@ -106,7 +107,7 @@ describe("npm start on the embedded database", () => {
 
     const second = new ServerProcess({ DATA_DIR: dataDir });
     try {
-      const [, url2] = await second.waitFor(/GraphiQL:\s+(\S+)/);
+      const [, url2] = await second.waitFor(/GraphiQL:\s+([^\s"\\]+)/);
       expect(second.log).toMatch(/Demo data: already present/);
       const late = await post(url2!, LoginDocument, { input: { login: "late@example.com", password: "a long enough passphrase" } });
       expect(late.data.login.user.username).toBe("late-arrival");
