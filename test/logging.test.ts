@@ -72,6 +72,22 @@ describe("access lines", () => {
     expect(linesOf(requestId).filter((candidate) => candidate.msg === "request")).toHaveLength(1);
   });
 
+  it("name the operation and the errors of requests that never ran", async () => {
+    const badToken = await post(`query Refused { __typename }`, {}, { token: "not-a-token", requestId: `refused-${randomBytes(4).toString("hex")}` });
+    expect(badToken.status).toBe(401);
+    expect(await lineWritten((line) => line.requestId === badToken.requestId && line.msg === "request")).toMatchObject({
+      status: 401,
+      operation: "Refused",
+      viewerId: null,
+      errors: ["UNAUTHENTICATED"],
+    });
+    const invalid = await post(`query Invalid { noSuchField }`, {}, { requestId: `invalid-${randomBytes(4).toString("hex")}` });
+    expect(await lineWritten((line) => line.requestId === invalid.requestId && line.msg === "request")).toMatchObject({
+      operation: "Invalid",
+      errors: ["GRAPHQL_VALIDATION_FAILED"],
+    });
+  });
+
   it("make a request id when none (or a malformed one) is sent, and answer it", async () => {
     const plain = await post(`{ __typename }`);
     expect(plain.requestId).toMatch(/^[0-9a-f-]{36}$/);

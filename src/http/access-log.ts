@@ -109,7 +109,32 @@ export function createAccessLog(options: { logger: Logger; metrics: Metrics }) {
     };
   };
 
+  /** Codes of errors answered before anything ran (a query that does not parse or validate, a bad token). */
+  const noteUnexecuted = (errors: readonly GraphQLError[] | undefined) => {
+    const record = current();
+    if (!record || record.operationType) return;
+    for (const code of (errors ?? []).map(codeOf)) if (!record.errorCodes.includes(code)) record.errorCodes.push(code);
+  };
+
   const plugin: Plugin = {
+    onParams({ params }) {
+      const record = current();
+      if (record) record.operationName = params.operationName ?? null;
+    },
+    // The name as the document gives it (most clients send none apart), for a request that fails
+    // before it runs; onExecute sets it again for one that runs.
+    onParse() {
+      return ({ result }) => {
+        const record = current();
+        if (record && result && !(result instanceof Error)) {
+          record.operationName = getOperationAST(result, record.operationName)?.name?.value ?? record.operationName;
+        }
+      };
+    },
+    onResultProcess({ result }) {
+      if (isAsyncIterable(result)) return;
+      for (const single of Array.isArray(result) ? result : [result]) noteUnexecuted(single.errors);
+    },
     onExecute({ args }) {
       const operation = started(args);
       return {
