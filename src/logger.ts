@@ -58,7 +58,8 @@ export function createLogger(options: {
   /** Where lines go (standard output by default); tests pass a stream they read. */
   destination?: DestinationStream;
 }): Logger {
-  const format = options.format ?? (process.stdout.isTTY ? "pretty" : "json");
+  // Silent writes nothing, so it never starts the pretty printer's worker thread.
+  const format = options.level === "silent" ? "json" : (options.format ?? (process.stdout.isTTY ? "pretty" : "json"));
   const settings = {
     level: options.level,
     base: undefined,
