@@ -176,7 +176,7 @@ async function measureStartup(): Promise<{ empty: number; existing: number }> {
   try {
     const times: number[] = [];
     for (let run = 0; run < 2; run++) {
-      const started = await startScript("src/server.ts", env, /GraphiQL:\s+(http\S+)/);
+      const started = await startScript("src/server.ts", env, /GraphiQL:\s+(http[^\s"\\]+)/);
       times.push(started.startupMs);
       await started.stop();
     }
@@ -206,7 +206,8 @@ export default async function run(): Promise<void> {
     const env: Record<string, string | undefined> = {
       PORT: "0",
       HOST: "127.0.0.1",
-      LOG_LEVEL: "warn",
+      // As in production: an access line per request (JSON, to a pipe the bench drains).
+      LOG_LEVEL: "info",
       SEED_DEMO: "false",
       ADMIN_EMAIL: "bench-admin@example.com",
       ADMIN_USERNAME: adminLogin.login,
@@ -229,7 +230,7 @@ export default async function run(): Promise<void> {
       Object.assign(env, { DATA_DIR: dataDir, DATABASE_URL: undefined });
       where = "EMBEDDED PGlite (fallback: set TEST_DATABASE_URL for PostgreSQL; statements not counted)";
     }
-    const portal = await startScript("src/server.ts", env, /GraphiQL:\s+(http\S+)/);
+    const portal = await startScript("src/server.ts", env, /GraphiQL:\s+(http[^\s"\\]+)/);
     children.push(portal);
     const url = portal.match[1]!;
     const { partners, gateway } = await seed(url, adminLogin);
