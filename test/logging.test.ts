@@ -105,6 +105,16 @@ describe("access lines", () => {
     const line = await lineWritten((candidate) => candidate.msg === "operation" && candidate.operation === "WsViewer");
     expect(line).toMatchObject({ level: LEVELS.info, transport: "ws", status: "complete", operationType: "query", viewerId: admin.id });
     expect(line.requestId).toMatch(/\/.+/);
+
+    const invalid = await new Promise<unknown>((resolve) => {
+      client.subscribe({ query: `query WsInvalid { noSuchField }` }, { next: () => {}, error: resolve, complete: () => {} });
+    });
+    expect(invalid).toMatchObject([{ extensions: { code: "GRAPHQL_VALIDATION_FAILED" } }]);
+    expect(await lineWritten((candidate) => candidate.msg === "operation" && candidate.operation === "WsInvalid")).toMatchObject({
+      transport: "ws",
+      status: "error",
+      errors: ["GRAPHQL_VALIDATION_FAILED"],
+    });
   });
 });
 

@@ -143,6 +143,9 @@ describe("/metrics", () => {
     expect(delta("usage_events_rejected_total", { code: "UNKNOWN_KEY" })).toBe(recorded);
     expect(delta("pubsub_events_published_total", { channel: "usage:created" })).toBe(recorded);
     expect(delta("graphql_stream_results_total", { operation: "Watch" })).toBeGreaterThanOrEqual(1);
+    // Operations over the WebSocket are counted as those over HTTP are.
+    expect(delta("graphql_operations_total", { operation: "Watch", type: "subscription", outcome: "ok" })).toBe(1);
+    expect(delta("graphql_operations_total", { operation: "LiveDocs", type: "query", outcome: "ok" })).toBe(1);
 
     stream.close();
     live.close();

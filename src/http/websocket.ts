@@ -76,8 +76,8 @@ export function attachWebSockets(
           connectionParams: ctx.connectionParams ?? {},
           request: null,
         });
-        const document = enveloped.parse(payload.query);
-        const errors = enveloped.validate(enveloped.schema, document);
+        const document = operation.run(() => enveloped.parse(payload.query));
+        const errors = operation.run(() => enveloped.validate(enveloped.schema, document));
         if (errors.length > 0) return errors;
         const args: ExecutionArgs = {
           schema: enveloped.schema,
