@@ -4,7 +4,8 @@ import { CloseCode } from "graphql-ws";
 import { useServer, type Extra } from "graphql-ws/use/ws";
 import type { YogaServerInstance } from "graphql-yoga";
 import { WebSocketServer, type WebSocket } from "ws";
-import { bearerToken, type Caller, type Viewer } from "../auth/callers.js";
+import { bearerToken, type Caller } from "../auth/callers.js";
+import { forbidden, unauthenticated } from "../errors.js";
 import { streamOwner, type SessionStreams } from "./plugins/session-streams.js";
 
 /** Close code sent to a WebSocket whose session ended (logout) or whose service credential was revoked. */
@@ -20,6 +21,26 @@ export function connectionToken(params: Readonly<Record<string, unknown>> | unde
   if (!params) return null;
   if (typeof params.token === "string" && params.token.length > 0) return params.token;
   return bearerToken(params.authorization ?? params.Authorization);
+}
+
+/**
+ * The token of one operation: `payload.extensions.headers.Authorization` of a subscribe message
+ * (the header name in any case), where GraphiQL puts its Headers tab.
+ */
+export function operationToken(extensions: Readonly<Record<string, unknown>> | null | undefined): string | null {
+  const headers = extensions?.headers;
+  if (typeof headers !== "object" || headers === null) return null;
+  for (const [name, value] of Object.entries(headers)) {
+    if (name.toLowerCase() === "authorization") return bearerToken(value);
+  }
+  return null;
+}
+
+/** Whether an operation's caller is whoever the connection signed in as (any caller, on an anonymous connection). */
+function withinConnection(connection: Caller | undefined, operation: Caller): boolean {
+  if (connection?.viewer) return operation.viewer?.id === connection.viewer.id;
+  if (connection?.service) return operation.service?.id === connection.service.id;
+  return true;
 }
 
 /**
@@ -39,7 +60,7 @@ export function attachWebSockets(
   // A message over maxPayload closes its socket with 1009 (message too big) before it is parsed.
   const wss = new WebSocketServer({ server: httpServer, path: yoga.graphqlEndpoint, maxPayload: options.maxMessageBytes });
 
-  const disposable = useServer<Record<string, unknown>, { viewer?: Viewer | null }>(
+  const disposable = useServer<Record<string, unknown>, { caller?: Caller }>(
     {
       onConnect: async (ctx) => {
         const token = connectionToken(ctx.connectionParams);
@@ -47,7 +68,7 @@ export function attachWebSockets(
         const caller = await options.authenticate(token);
         // A token that does not authenticate is refused rather than treated as signed out.
         if (!caller) return false;
-        ctx.extra.viewer = caller.viewer;
+        ctx.extra.caller = caller;
         const owner = streamOwner(caller);
         if (!owner) return true;
         // The socket closes when its session or credential ends, on whichever instance that happened.
@@ -59,13 +80,26 @@ export function attachWebSockets(
         return true;
       },
       onSubscribe: async (ctx, _id, payload) => {
-        const extra = ctx.extra as Extra & { viewer?: Viewer | null };
+        const extra = ctx.extra as Extra & { caller?: Caller };
+        // An operation may carry its own token (GraphiQL's Headers tab), checked like the
+        // connection's; it may narrow to another session of the same caller but never widen:
+        // on a signed-in connection, a token for anyone else is refused.
+        let caller: Caller | undefined;
+        const token = operationToken(payload.extensions);
+        if (token) {
+          caller = (await options.authenticate(token)) ?? undefined;
+          if (!caller) return [unauthenticated("The operation's token is invalid, or its session or credential has ended")];
+          if (!withinConnection(extra.caller, caller)) {
+            return [forbidden("An operation's token must speak for whoever the connection signed in as")];
+          }
+        }
         const enveloped = yoga.getEnveloped({
           ...ctx,
           req: extra.request,
           socket: extra.socket,
           params: payload,
           connectionParams: ctx.connectionParams ?? {},
+          caller,
           request: null,
         });
         const document = enveloped.parse(payload.query);

@@ -22,6 +22,8 @@ export interface YogaServerContext {
   req?: IncomingMessage;
   res?: ServerResponse;
   connectionParams?: Readonly<Record<string, unknown>>;
+  /** Over WebSockets, whoever an operation's own token speaks for (already checked against the connection). */
+  caller?: Caller;
 }
 
 /**
@@ -83,7 +85,7 @@ export function createGraphQLServer(options: {
       const token = initial.connectionParams
         ? connectionToken(initial.connectionParams)
         : bearerToken(initial.request.headers.get("authorization"));
-      const caller = token ? await options.authenticate(token) : ANONYMOUS;
+      const caller = initial.caller ?? (token ? await options.authenticate(token) : ANONYMOUS);
       if (!caller) throw unauthenticated("The token is invalid, or its session or credential has ended");
       // Over WebSockets `req` is the upgrade request.
       const clientAddress = clientAddressOf(initial.req);
