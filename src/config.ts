@@ -55,6 +55,8 @@ const envSchema = z.object({
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).default(10_000),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),
   CORS_ORIGINS: z.string().default("*").transform(parseCorsOrigins),
+  PERSISTED_OPERATIONS_FILE: z.string().min(1).optional(),
+  PERSISTED_OPERATIONS_ONLY: booleanFlag.default(false),
 });
 
 /**
@@ -95,6 +97,11 @@ export interface Config {
   logLevel: Env["LOG_LEVEL"];
   /** Origins whose pages may call the API from a browser (never with credentials); "*" for any. */
   corsOrigins: "*" | string[];
+  /**
+   * A codegen manifest of first-party operations (hash -> document), known without registering;
+   * with `only`, nothing else runs.
+   */
+  persistedOperations: { file: string | undefined; only: boolean };
 }
 
 export class ConfigError extends Error {}
@@ -112,6 +119,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const e = parsed.data;
   if ((e.ADMIN_EMAIL === undefined) !== (e.ADMIN_PASSWORD === undefined)) {
     throw new ConfigError("Invalid configuration: ADMIN_EMAIL and ADMIN_PASSWORD go together");
+  }
+  if (e.PERSISTED_OPERATIONS_ONLY && !e.PERSISTED_OPERATIONS_FILE) {
+    throw new ConfigError("Invalid configuration: PERSISTED_OPERATIONS_ONLY needs PERSISTED_OPERATIONS_FILE");
   }
   return {
     port: e.PORT,
@@ -134,5 +144,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     logLevel: e.LOG_LEVEL,
     corsOrigins: e.CORS_ORIGINS,
+    persistedOperations: { file: e.PERSISTED_OPERATIONS_FILE, only: e.PERSISTED_OPERATIONS_ONLY },
   };
 }

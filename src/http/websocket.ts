@@ -1,11 +1,12 @@
 import type { Server as HttpServer } from "node:http";
-import type { ExecutionArgs } from "graphql";
+import { GraphQLError, type ExecutionArgs } from "graphql";
 import { CloseCode } from "graphql-ws";
 import { useServer, type Extra } from "graphql-ws/use/ws";
-import type { YogaServerInstance } from "graphql-yoga";
+import type { GraphQLParams, YogaServerInstance } from "graphql-yoga";
 import { WebSocketServer, type WebSocket } from "ws";
 import { bearerToken, type Caller } from "../auth/callers.js";
 import { forbidden, unauthenticated } from "../errors.js";
+import type { persistedOperations } from "./plugins/persisted-operations.js";
 import { streamOwner, type SessionStreams } from "./plugins/session-streams.js";
 
 /** Close code sent to a WebSocket whose session ended (logout) or whose service credential was revoked. */
@@ -54,6 +55,8 @@ export function attachWebSockets(
     /** Whoever a bearer token speaks for, or null when it authenticates nobody. */
     authenticate: (token: string) => Promise<Caller | null>;
     sessionStreams: Pick<SessionStreams, "track">;
+    /** Automatic or manifest-only persisted operations, as over HTTP. */
+    persistedOperations: Pick<ReturnType<typeof persistedOperations>, "resolve">;
     maxMessageBytes: number;
   },
 ) {
@@ -93,23 +96,30 @@ export function attachWebSockets(
             return [forbidden("An operation's token must speak for whoever the connection signed in as")];
           }
         }
+        let params: GraphQLParams;
+        try {
+          params = await options.persistedOperations.resolve(payload);
+        } catch (error) {
+          if (error instanceof GraphQLError) return [error];
+          throw error;
+        }
         const enveloped = yoga.getEnveloped({
           ...ctx,
           req: extra.request,
           socket: extra.socket,
-          params: payload,
+          params,
           connectionParams: ctx.connectionParams ?? {},
           caller,
           request: null,
         });
-        const document = enveloped.parse(payload.query);
+        const document = enveloped.parse(params.query ?? "");
         const errors = enveloped.validate(enveloped.schema, document);
         if (errors.length > 0) return errors;
         const args: ExecutionArgs = {
           schema: enveloped.schema,
-          operationName: payload.operationName,
+          operationName: params.operationName,
           document,
-          variableValues: payload.variables,
+          variableValues: params.variables,
           contextValue: await enveloped.contextFactory(),
           rootValue: { execute: enveloped.execute, subscribe: enveloped.subscribe } satisfies EnvelopedRoot,
         };

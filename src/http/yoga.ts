@@ -13,6 +13,7 @@ import { graphiql } from "./graphiql.js";
 import { codeClientErrors } from "./plugins/client-errors.js";
 import { createLiveQueries } from "./plugins/live-queries.js";
 import { refuseMalformedInput } from "./plugins/malformed-input.js";
+import { loadPersistedManifest, persistedOperations as createPersistedOperations } from "./plugins/persisted-operations.js";
 import { queryLimitPlugins } from "./plugins/query-limits.js";
 import { readiness } from "./plugins/readiness.js";
 import { createSessionStreams } from "./plugins/session-streams.js";
@@ -55,6 +56,11 @@ export function createGraphQLServer(options: {
     logger,
   });
 
+  const persistedOperations = createPersistedOperations({
+    only: config.persistedOperations.only,
+    manifest: config.persistedOperations.file ? loadPersistedManifest(config.persistedOperations.file) : new Map(),
+  });
+
   const yoga = createYoga<YogaServerContext, Context>({
     schema,
     logging: logger,
@@ -71,6 +77,7 @@ export function createGraphQLServer(options: {
     // what the live-query store returns, so logout also ends `@live` streams.
     plugins: [
       readiness({ database: options.database, pubsub: options.connection, stopping: options.stopping }),
+      persistedOperations.plugin,
       refuseMalformedInput(),
       ...queryLimitPlugins(),
       codeClientErrors(),
@@ -96,6 +103,7 @@ export function createGraphQLServer(options: {
   return {
     yoga,
     sessionStreams,
+    persistedOperations,
     async close() {
       await yoga.dispose();
       await Promise.all([liveQueries.close(), sessionStreams.close()]);
