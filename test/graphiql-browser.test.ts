@@ -49,7 +49,7 @@ async function run(page: Page, operationName: string, document: string) {
 }
 
 describe.skipIf(!CHROMIUM)("GraphiQL in a headless browser", () => {
-  it("signs in, runs a query and receives a subscription's events with the token in the Headers tab", async () => {
+  it("signs in, runs a query, and receives a subscription's events and a @live query's updates with the token in the Headers tab", async () => {
     const page = await browser.newPage();
     const socketFrames: string[] = [];
     page.on("websocket", (socket) => socket.on("framesent", (frame) => socketFrames.push(String(frame.payload))));
@@ -85,6 +85,17 @@ describe.skipIf(!CHROMIUM)("GraphiQL in a headless browser", () => {
       )
       .toContain(endpoint);
     expect(await responseText(page)).not.toContain("UNAUTHENTICATED");
+    // Stop it (the run button stops a running operation), then a `@live` query, which GraphiQL
+    // also streams: it updates when usage is recorded.
+    await page.locator(".graphiql-execute-button").click();
+    await run(page, "Live", `query Live @live { usageSummary { totalRequests } }`);
+    const total = async () => Number(/"totalRequests":\s*(\d+)/.exec(await responseText(page))?.[1] ?? NaN);
+    await expect.poll(total, { timeout: 30_000 }).toBeGreaterThan(0);
+    const before = await total();
+    await server.gql(RECORD_USAGE, { events: [event(key, { endpoint: "/live" })] }, gateway);
+    await expect.poll(total, { timeout: 30_000 }).toBeGreaterThan(before);
+    expect(await responseText(page)).not.toContain("UNAUTHENTICATED");
+
     const subscribe = socketFrames.map((frame) => JSON.parse(frame) as { type: string; payload?: Record<string, any> }).find((m) => m.type === "subscribe");
     expect(subscribe?.payload?.extensions?.headers?.Authorization).toBe(`Bearer ${token}`);
     await page.close();
