@@ -15,6 +15,7 @@ import { createLiveQueries } from "./plugins/live-queries.js";
 import { refuseMalformedInput } from "./plugins/malformed-input.js";
 import { loadPersistedManifest, persistedOperations as createPersistedOperations } from "./plugins/persisted-operations.js";
 import { queryLimitPlugins } from "./plugins/query-limits.js";
+import { precompressedGraphiQL } from "./plugins/precompressed-graphiql.js";
 import { readiness } from "./plugins/readiness.js";
 import { createSessionStreams } from "./plugins/session-streams.js";
 import { connectionToken } from "./websocket.js";
@@ -78,6 +79,7 @@ export function createGraphQLServer(options: {
     plugins: [
       readiness({ database: options.database, pubsub: options.connection, stopping: options.stopping }),
       persistedOperations.plugin,
+      precompressedGraphiQL(),
       refuseMalformedInput(),
       ...queryLimitPlugins(),
       codeClientErrors(),
