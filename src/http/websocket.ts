@@ -6,7 +6,7 @@ import type { GraphQLParams, YogaServerInstance } from "graphql-yoga";
 import { WebSocketServer, type WebSocket } from "ws";
 import { bearerToken, type Caller } from "../auth/callers.js";
 import { forbidden, unauthenticated } from "../errors.js";
-import type { persistedOperations } from "./plugins/persisted-operations.js";
+import type { PersistedOperations } from "./plugins/persisted-operations.js";
 import { streamOwner, type SessionStreams } from "./plugins/session-streams.js";
 
 /** Close code sent to a WebSocket whose session ended (logout) or whose service credential was revoked. */
@@ -56,7 +56,7 @@ export function attachWebSockets(
     authenticate: (token: string) => Promise<Caller | null>;
     sessionStreams: Pick<SessionStreams, "track">;
     /** Automatic or manifest-only persisted operations, as over HTTP. */
-    persistedOperations: Pick<ReturnType<typeof persistedOperations>, "resolve">;
+    persistedOperations: Pick<PersistedOperations, "resolve">;
     maxMessageBytes: number;
   },
 ) {

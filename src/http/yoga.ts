@@ -13,9 +13,9 @@ import { graphiql } from "./graphiql.js";
 import { codeClientErrors } from "./plugins/client-errors.js";
 import { createLiveQueries } from "./plugins/live-queries.js";
 import { refuseMalformedInput } from "./plugins/malformed-input.js";
-import { loadPersistedManifest, persistedOperations as createPersistedOperations } from "./plugins/persisted-operations.js";
-import { queryLimitPlugins } from "./plugins/query-limits.js";
+import { createPersistedOperations, loadPersistedManifest } from "./plugins/persisted-operations.js";
 import { precompressedGraphiQL } from "./plugins/precompressed-graphiql.js";
+import { queryLimitPlugins } from "./plugins/query-limits.js";
 import { readiness } from "./plugins/readiness.js";
 import { createSessionStreams } from "./plugins/session-streams.js";
 import { connectionToken } from "./websocket.js";
@@ -74,8 +74,9 @@ export function createGraphQLServer(options: {
     // The API takes no file uploads: multipart bodies are not a way in.
     multipart: false,
     ...graphiql,
-    // Input is checked before the limits, and both before anything runs. Session streams wrap
-    // what the live-query store returns, so logout also ends `@live` streams.
+    // A persisted operation's hash becomes its document first. Input is checked before the
+    // limits, and both before anything runs. Session streams wrap what the live-query store
+    // returns, so logout also ends `@live` streams.
     plugins: [
       readiness({ database: options.database, pubsub: options.connection, stopping: options.stopping }),
       persistedOperations.plugin,

@@ -15,6 +15,12 @@ export interface SubscribeMessagePayload {
   extensions?: Record<string, unknown> | null;
 }
 
+export interface PersistedOperations {
+  plugin: Plugin;
+  /** The same checks over graphql-ws, where Yoga's request hooks do not run: the params to execute. */
+  resolve(message: SubscribeMessagePayload): Promise<GraphQLParams>;
+}
+
 /** Operations a codegen manifest lists: sha256 of the document -> the document. */
 export type PersistedManifest = ReadonlyMap<string, string>;
 
@@ -58,11 +64,7 @@ export function loadPersistedManifest(path: string): PersistedManifest {
  * - with `only`, the manifest's operations and nothing else: any other document is refused with
  *   PERSISTED_QUERY_ONLY, an unknown hash with PERSISTED_QUERY_NOT_FOUND.
  */
-export function persistedOperations(options: { only: boolean; manifest: PersistedManifest }): {
-  plugin: Plugin;
-  /** The same checks over graphql-ws, where Yoga's request hooks do not run: the params to execute. */
-  resolve(message: SubscribeMessagePayload): Promise<GraphQLParams>;
-} {
+export function createPersistedOperations(options: { only: boolean; manifest: PersistedManifest }): PersistedOperations {
   const { manifest } = options;
   const plugin: Plugin = options.only
     ? usePersistedOperations({
