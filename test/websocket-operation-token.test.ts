@@ -99,6 +99,14 @@ describe("a per-operation Authorization over graphql-ws", () => {
     expect(codeOf(await firstOf(wsStream(client, VIEWER, {}, headers(token))))).toBe("UNAUTHENTICATED");
   });
 
+  it("runs a @live query as the operation's caller, ended by that token's logout", async () => {
+    const token = await signIn("op-bob");
+    const live = wsStream(server.ws(), `query @live { viewer { username } }`, {}, headers(token, "authorization"));
+    expect(await live.next()).toMatchObject({ data: { viewer: { username: "op-bob" } } });
+    await server.gql(`mutation { logout }`, {}, token);
+    expect(await live.ended).toBe("complete");
+  });
+
   it("a subscription started without a token is refused, as over HTTP", async () => {
     expect(codeOf(await firstOf(wsStream(server.ws(), CREATED)))).toBe("UNAUTHENTICATED");
   });
