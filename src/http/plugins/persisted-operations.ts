@@ -57,7 +57,7 @@ export function loadPersistedManifest(path: string): PersistedManifest {
 }
 
 /**
- * Persisted operations, as Apollo's and Relay's clients send them
+ * Persisted operations, as Apollo Client's persisted-queries link sends them
  * (`extensions.persistedQuery.sha256Hash`):
  * - by default, automatic persisted queries: a hash alone answers PERSISTED_QUERY_NOT_FOUND until
  *   the client sends it once with its query; the manifest's operations are known from the start;
