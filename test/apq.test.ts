@@ -137,6 +137,10 @@ describe("PERSISTED_OPERATIONS_ONLY with the codegen manifest", () => {
     expect(errorCodes(await post(server, { query, extensions: persisted(sha256(query)) }))).toEqual(["PERSISTED_QUERY_ONLY"]);
     expect(errorCodes(await post(server, { extensions: persisted(sha256(query)) }))).toEqual(["PERSISTED_QUERY_NOT_FOUND"]);
     expect(errorCodes(await post(server, {}))).toEqual(["PERSISTED_QUERY_ONLY"]);
+    // GraphiQL's page still loads; what it sends is refused like any other text.
+    const page = await fetch(server.url, { headers: { accept: "text/html" } });
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain("<title>Partner Portal</title>");
 
     const client = server.ws();
     expect(errorCodes(await firstOf(wsStream(client, `subscription { usageLogCreated { id } }`)))).toEqual([
