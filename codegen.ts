@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import type { CodegenConfig } from "@graphql-codegen/cli";
 import { printSchema } from "graphql";
 import { buildSchema } from "./src/schema/index.js";
@@ -14,7 +15,12 @@ const config: CodegenConfig = {
     "schema.graphql": { plugins: ["schema-ast"], config: { includeDirectives: true } },
     "test/generated/": {
       preset: "client",
-      presetConfig: { fragmentMasking: false },
+      // persisted-documents.json: the manifest a server with PERSISTED_OPERATIONS_FILE loads, keyed
+      // by the plain hex sha256 that clients send as `extensions.persistedQuery.sha256Hash`.
+      presetConfig: {
+        fragmentMasking: false,
+        persistedDocuments: { hashAlgorithm: (document: string) => createHash("sha256").update(document).digest("hex") },
+      },
       config: { useTypeImports: true, enumsAsTypes: true, scalars: { DateTime: "string", JSON: "unknown" } },
     },
   },

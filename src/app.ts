@@ -153,6 +153,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   const webSockets = attachWebSockets(http.server, graphql.yoga as never, {
     authenticate,
     sessionStreams: graphql.sessionStreams,
+    persistedOperations: graphql.persistedOperations,
     maxMessageBytes: MAX_REQUEST_BYTES,
     accessLog,
   });

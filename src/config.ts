@@ -58,6 +58,8 @@ const envSchema = z.object({
   METRICS_TOKEN: z.string().min(16, "METRICS_TOKEN must be at least 16 characters").optional(),
   METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
   CORS_ORIGINS: z.string().default("*").transform(parseCorsOrigins),
+  PERSISTED_OPERATIONS_FILE: z.string().min(1).optional(),
+  PERSISTED_OPERATIONS_ONLY: booleanFlag.default(false),
 });
 
 /**
@@ -102,6 +104,11 @@ export interface Config {
   metrics: { token: string | undefined; port: number | undefined };
   /** Origins whose pages may call the API from a browser (never with credentials); "*" for any. */
   corsOrigins: "*" | string[];
+  /**
+   * A codegen manifest of first-party operations (hash -> document), known without registering;
+   * with `only`, nothing else runs.
+   */
+  persistedOperations: { file: string | undefined; only: boolean };
 }
 
 export class ConfigError extends Error {}
@@ -119,6 +126,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const e = parsed.data;
   if ((e.ADMIN_EMAIL === undefined) !== (e.ADMIN_PASSWORD === undefined)) {
     throw new ConfigError("Invalid configuration: ADMIN_EMAIL and ADMIN_PASSWORD go together");
+  }
+  if (e.PERSISTED_OPERATIONS_ONLY && !e.PERSISTED_OPERATIONS_FILE) {
+    throw new ConfigError("Invalid configuration: PERSISTED_OPERATIONS_ONLY needs PERSISTED_OPERATIONS_FILE");
   }
   return {
     port: e.PORT,
@@ -143,5 +153,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logFormat: e.LOG_FORMAT,
     metrics: { token: e.METRICS_TOKEN, port: e.METRICS_PORT },
     corsOrigins: e.CORS_ORIGINS,
+    persistedOperations: { file: e.PERSISTED_OPERATIONS_FILE, only: e.PERSISTED_OPERATIONS_ONLY },
   };
 }

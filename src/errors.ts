@@ -7,9 +7,20 @@ export type ErrorCode =
   | "FORBIDDEN"
   | "NOT_FOUND"
   | "CONFLICT"
-  | "RATE_LIMITED";
+  | "RATE_LIMITED"
+  // Persisted operations: a hash the server does not know (send the query with it, under APQ),
+  // a query whose hash is not the one sent, a document refused where only persisted ones run.
+  | "PERSISTED_QUERY_NOT_FOUND"
+  | "PERSISTED_QUERY_MISMATCH"
+  | "PERSISTED_QUERY_ONLY";
 
-const httpStatus: Partial<Record<ErrorCode, number>> = { UNAUTHENTICATED: 401, RATE_LIMITED: 429 };
+const httpStatus: Partial<Record<ErrorCode, number>> = {
+  UNAUTHENTICATED: 401,
+  RATE_LIMITED: 429,
+  PERSISTED_QUERY_NOT_FOUND: 404,
+  PERSISTED_QUERY_MISMATCH: 400,
+  PERSISTED_QUERY_ONLY: 400,
+};
 
 export function clientError(code: ErrorCode, message: string, extensions: Record<string, unknown> = {}) {
   const status = httpStatus[code];

@@ -1,12 +1,24 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import compression from "compression";
 import type { YogaServerInstance } from "graphql-yoga";
 import type { AccessLog } from "./access-log.js";
 import { readBodyWithin } from "./request-body.js";
 
+/** Responses that stream (SSE, incremental delivery): a compressor would hold their events back. */
+const STREAMED = /^(text\/event-stream|multipart\/mixed)/i;
+
 /**
- * The HTTP server in front of Yoga: bodies bounded before Yoga reads them, `/` sent to GraphiQL,
- * and requests tracked so that shutdown can let them finish.
+ * gzip, brotli or deflate as the client's Accept-Encoding asks, for responses over 1 kB (GraphiQL's
+ * page above all); never for streamed responses.
+ */
+const compress = compression({
+  filter: (req, res) => !STREAMED.test(String(res.getHeader("content-type") ?? "")) && compression.filter(req, res),
+}) as unknown as (req: IncomingMessage, res: ServerResponse, next: () => void) => void;
+
+/**
+ * The HTTP server in front of Yoga: bodies bounded before Yoga reads them, responses compressed
+ * when asked, `/` sent to GraphiQL, and requests tracked so that shutdown can let them finish.
  */
 export function createHttpServer(
   yoga: YogaServerInstance<Record<string, unknown>, Record<string, unknown>>,
@@ -28,6 +40,8 @@ export function createHttpServer(
         if (inFlight.size === 0) drained?.();
       });
     }
+    // compression() only wraps the response's methods, and calls on synchronously.
+    compress(req, res, () => {});
     if (await readBodyWithin(req, res, options.maxBodyBytes)) await yoga.handle(req, res);
   };
   const { accessLog } = options;

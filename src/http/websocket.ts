@@ -1,11 +1,13 @@
 import type { Server as HttpServer } from "node:http";
-import type { ExecutionArgs } from "graphql";
+import { GraphQLError, type ExecutionArgs } from "graphql";
 import { CloseCode } from "graphql-ws";
 import { useServer, type Extra } from "graphql-ws/use/ws";
-import type { YogaServerInstance } from "graphql-yoga";
+import type { GraphQLParams, YogaServerInstance } from "graphql-yoga";
 import { WebSocketServer, type WebSocket } from "ws";
-import { bearerToken, type Caller, type Viewer } from "../auth/callers.js";
+import { bearerToken, type Caller } from "../auth/callers.js";
+import { forbidden, unauthenticated } from "../errors.js";
 import type { AccessLog } from "./access-log.js";
+import type { PersistedOperations } from "./plugins/persisted-operations.js";
 import { streamOwner, type SessionStreams } from "./plugins/session-streams.js";
 
 /** Close code sent to a WebSocket whose session ended (logout) or whose service credential was revoked. */
@@ -18,13 +20,33 @@ interface EnvelopedRoot {
 
 type OperationLog = ReturnType<AccessLog["webSocketOperation"]>;
 /** Each socket's operations in progress, by operation id, until their access line is written. */
-type SocketExtra = Extra & { viewer?: Viewer | null; operations?: Map<string, OperationLog> };
+type SocketExtra = Extra & { caller?: Caller; operations?: Map<string, OperationLog> };
 
 /** The session token a graphql-ws client sent: `{ authorization: "Bearer …" }` or `{ token: "…" }`. */
 export function connectionToken(params: Readonly<Record<string, unknown>> | undefined): string | null {
   if (!params) return null;
   if (typeof params.token === "string" && params.token.length > 0) return params.token;
   return bearerToken(params.authorization ?? params.Authorization);
+}
+
+/**
+ * The token of one operation: `payload.extensions.headers.Authorization` of a subscribe message
+ * (the header name in any case), where GraphiQL puts its Headers tab.
+ */
+export function operationToken(extensions: Readonly<Record<string, unknown>> | null | undefined): string | null {
+  const headers = extensions?.headers;
+  if (typeof headers !== "object" || headers === null) return null;
+  for (const [name, value] of Object.entries(headers)) {
+    if (name.toLowerCase() === "authorization") return bearerToken(value);
+  }
+  return null;
+}
+
+/** Whether an operation's caller is whoever the connection signed in as (any caller, on an anonymous connection). */
+function withinConnection(connection: Caller | undefined, operation: Caller): boolean {
+  if (connection?.viewer) return operation.viewer?.id === connection.viewer.id;
+  if (connection?.service) return operation.service?.id === connection.service.id;
+  return true;
 }
 
 /**
@@ -38,6 +60,8 @@ export function attachWebSockets(
     /** Whoever a bearer token speaks for, or null when it authenticates nobody. */
     authenticate: (token: string) => Promise<Caller | null>;
     sessionStreams: Pick<SessionStreams, "track">;
+    /** Automatic or manifest-only persisted operations, as over HTTP. */
+    persistedOperations: Pick<PersistedOperations, "resolve">;
     maxMessageBytes: number;
     accessLog: Pick<AccessLog, "webSocketOperation">;
   },
@@ -45,7 +69,7 @@ export function attachWebSockets(
   // A message over maxPayload closes its socket with 1009 (message too big) before it is parsed.
   const wss = new WebSocketServer({ server: httpServer, path: yoga.graphqlEndpoint, maxPayload: options.maxMessageBytes });
 
-  const disposable = useServer<Record<string, unknown>, { viewer?: Viewer | null }>(
+  const disposable = useServer<Record<string, unknown>, { caller?: Caller }>(
     {
       onConnect: async (ctx) => {
         const token = connectionToken(ctx.connectionParams);
@@ -53,7 +77,7 @@ export function attachWebSockets(
         const caller = await options.authenticate(token);
         // A token that does not authenticate is refused rather than treated as signed out.
         if (!caller) return false;
-        ctx.extra.viewer = caller.viewer;
+        ctx.extra.caller = caller;
         const owner = streamOwner(caller);
         if (!owner) return true;
         // The socket closes when its session or credential ends, on whichever instance that happened.
@@ -68,22 +92,42 @@ export function attachWebSockets(
         const extra = ctx.extra as SocketExtra;
         const operation = options.accessLog.webSocketOperation(extra.request, id);
         (extra.operations ??= new Map()).set(id, operation);
+        // An operation may carry its own token (GraphiQL's Headers tab), checked like the
+        // connection's; it may narrow to another session of the same caller but never widen:
+        // on a signed-in connection, a token for anyone else is refused.
+        let caller: Caller | undefined;
+        const token = operationToken(payload.extensions);
+        if (token) {
+          caller = (await options.authenticate(token)) ?? undefined;
+          if (!caller) return [unauthenticated("The operation's token is invalid, or its session or credential has ended")];
+          if (!withinConnection(extra.caller, caller)) {
+            return [forbidden("An operation's token must speak for whoever the connection signed in as")];
+          }
+        }
+        let params: GraphQLParams;
+        try {
+          params = await options.persistedOperations.resolve(payload);
+        } catch (error) {
+          if (error instanceof GraphQLError) return [error];
+          throw error;
+        }
         const enveloped = yoga.getEnveloped({
           ...ctx,
           req: extra.request,
           socket: extra.socket,
-          params: payload,
+          params,
           connectionParams: ctx.connectionParams ?? {},
+          caller,
           request: null,
         });
-        const document = operation.run(() => enveloped.parse(payload.query));
+        const document = operation.run(() => enveloped.parse(params.query ?? ""));
         const errors = operation.run(() => enveloped.validate(enveloped.schema, document));
         if (errors.length > 0) return errors;
         const args: ExecutionArgs = {
           schema: enveloped.schema,
-          operationName: payload.operationName,
+          operationName: params.operationName,
           document,
-          variableValues: payload.variables,
+          variableValues: params.variables,
           contextValue: await enveloped.contextFactory(),
           rootValue: {
             execute: (args: ExecutionArgs) => operation.run(() => enveloped.execute(args)),

@@ -16,6 +16,8 @@ import { serveMetrics } from "./metrics.js";
 import { codeClientErrors } from "./plugins/client-errors.js";
 import { createLiveQueries } from "./plugins/live-queries.js";
 import { refuseMalformedInput } from "./plugins/malformed-input.js";
+import { createPersistedOperations, loadPersistedManifest } from "./plugins/persisted-operations.js";
+import { precompressedGraphiQL } from "./plugins/precompressed-graphiql.js";
 import { queryLimitPlugins } from "./plugins/query-limits.js";
 import { readiness } from "./plugins/readiness.js";
 import { createSessionStreams } from "./plugins/session-streams.js";
@@ -25,6 +27,8 @@ export interface YogaServerContext {
   req?: IncomingMessage;
   res?: ServerResponse;
   connectionParams?: Readonly<Record<string, unknown>>;
+  /** Over WebSockets, whoever an operation's own token speaks for (already checked against the connection). */
+  caller?: Caller;
 }
 
 /**
@@ -58,6 +62,11 @@ export function createGraphQLServer(options: {
     logger,
   });
 
+  const persistedOperations = createPersistedOperations({
+    only: config.persistedOperations.only,
+    manifest: config.persistedOperations.file ? loadPersistedManifest(config.persistedOperations.file) : new Map(),
+  });
+
   const yoga = createYoga<YogaServerContext, Context>({
     schema,
     logging: logger,
@@ -70,12 +79,15 @@ export function createGraphQLServer(options: {
     // The API takes no file uploads: multipart bodies are not a way in.
     multipart: false,
     ...graphiql,
-    // Input is checked before the limits, and both before anything runs. Session streams wrap
-    // what the live-query store returns, so logout also ends `@live` streams.
+    // A persisted operation's hash becomes its document first. Input is checked before the
+    // limits, and both before anything runs. Session streams wrap what the live-query store
+    // returns, so logout also ends `@live` streams.
     plugins: [
       readiness({ database: options.database, pubsub: options.connection, stopping: options.stopping }),
       // With METRICS_PORT, /metrics is served there instead (app.ts).
       ...(config.metrics.port === undefined ? [serveMetrics({ registry: options.metrics.registry, token: config.metrics.token })] : []),
+      persistedOperations.plugin,
+      precompressedGraphiQL(),
       refuseMalformedInput(),
       ...queryLimitPlugins(),
       codeClientErrors(),
@@ -92,7 +104,7 @@ export function createGraphQLServer(options: {
       const token = initial.connectionParams
         ? connectionToken(initial.connectionParams)
         : bearerToken(initial.request.headers.get("authorization"));
-      const caller = token ? await options.authenticate(token) : ANONYMOUS;
+      const caller = initial.caller ?? (token ? await options.authenticate(token) : ANONYMOUS);
       if (!caller) throw unauthenticated("The token is invalid, or its session or credential has ended");
       // Over WebSockets `req` is the upgrade request.
       const clientAddress = clientAddressOf(initial.req);
@@ -103,6 +115,7 @@ export function createGraphQLServer(options: {
   return {
     yoga,
     sessionStreams,
+    persistedOperations,
     async close() {
       await yoga.dispose();
       await Promise.all([liveQueries.close(), sessionStreams.close()]);

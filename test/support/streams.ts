@@ -42,11 +42,16 @@ function queue() {
   };
 }
 
-/** A subscription (or `@live` query) over graphql-ws. */
-export function wsStream(client: Client, query: string, variables: Record<string, unknown> = {}): ResultStream {
+/** A subscription (or `@live` query) over graphql-ws; `extensions` go in the subscribe message. */
+export function wsStream(
+  client: Client,
+  query: string,
+  variables: Record<string, unknown> = {},
+  extensions?: Record<string, unknown>,
+): ResultStream {
   const q = queue();
   const dispose = client.subscribe(
-    { query, variables },
+    { query, variables, ...(extensions ? { extensions } : {}) },
     {
       next: (value) => q.push(value as GraphQLResponse),
       error: (error) => q.end(error),
