@@ -61,6 +61,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     poolSize: config.databasePoolSize,
     progress: options.progress,
   });
+  options.progress?.(config.redisUrl ? `Pub/sub: Redis at ${new URL(config.redisUrl).host}` : "Pub/sub: in memory (no REDIS_URL)");
   const events = createAppPubSub({ redisUrl: config.redisUrl, channelPrefix: config.redisChannelPrefix, logger });
   const { pubsub, connection } = events;
   const { prisma } = database;
@@ -96,6 +97,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   const authenticate = createBearerAuth({ sessions, serviceCredentials: credentialAuth });
 
   let stopping = false;
+  options.progress?.("GraphQL: building the schema");
   const graphql = createGraphQLServer({
     schema: buildSchema(),
     services,

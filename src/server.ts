@@ -1,11 +1,13 @@
-import { createApp } from "./app.js";
-import { bootstrapData, describeDemo } from "./bootstrap.js";
 import { ConfigError, loadConfig } from "./config.js";
+
+/** One line per start-up step, timed from the start of the process. */
+const progress = (step: string) => console.log(`${(performance.now() / 1000).toFixed(1).padStart(5)} s  ${step}`);
 
 async function main() {
   const config = loadConfig();
-  const started = performance.now();
-  const progress = (step: string) => console.log(`${((performance.now() - started) / 1000).toFixed(1).padStart(5)} s  ${step}`);
+  progress(`Partner Portal: loading the server on Node ${process.version}`);
+  // Loaded after the configuration is checked and the first line is out: this takes seconds.
+  const [{ createApp }, { bootstrapData, describeDemo }] = await Promise.all([import("./app.js"), import("./bootstrap.js")]);
   const app = await createApp(config, { progress });
   const { demo, admin } = await bootstrapData(app, progress);
   const url = await app.start();
