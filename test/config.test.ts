@@ -2,6 +2,7 @@ import { spawn } from "node:child_process";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
+import { loadSecrets } from "../src/auth/secrets.js";
 import { ConfigError, loadConfig } from "../src/config.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -51,6 +52,13 @@ describe("loadConfig", () => {
     ]);
     // The embedded database generates its own.
     expect(loadConfig({}).jwt.secret).toBeUndefined();
+  });
+
+  it("gives a config assembled by hand the same answer when it lacks a secret", async () => {
+    const config = { ...loadConfig({ DATA_DIR: "memory://", ...secrets }), databaseUrl: "postgresql://db.internal/portal" };
+    const refused = loadSecrets({ ...config, apiKeys: { ...config.apiKeys, hashSecret: undefined } });
+    await expect(refused).rejects.toBeInstanceOf(ConfigError);
+    await expect(refused).rejects.toMatchObject({ problems: [expect.stringMatching(/^API_KEY_HASH_SECRET: required when DATABASE_URL is set/)] });
   });
 
   it("refuses a short secret without printing it", () => {
