@@ -71,6 +71,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     poolSize: config.databasePoolSize,
     progress: options.progress,
   });
+  options.progress?.(config.redisUrl ? `Pub/sub: Redis at ${new URL(config.redisUrl).host}` : "Pub/sub: in memory (no REDIS_URL)");
   const events = createAppPubSub({
     redisUrl: config.redisUrl,
     channelPrefix: config.redisChannelPrefix,
@@ -137,6 +138,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
 
   let stopping = false;
   const accessLog = createAccessLog({ logger: rootLogger, metrics });
+  options.progress?.("GraphQL: building the schema");
   const graphql = createGraphQLServer({
     schema: buildSchema(),
     services,

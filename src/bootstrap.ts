@@ -15,6 +15,7 @@ export async function bootstrapData(app: App, progress: (step: string) => void =
     progress("Seed: adding demo data to the empty database");
     demo = await seedDemoData(app.services, { password: config.demoPassword });
   }
+  if (config.admin) progress(`Admin: making sure ${config.admin.email} exists`);
   const admin = config.admin ? await ensureAdmin(prisma, config.admin) : null;
   return { demo, admin };
 }

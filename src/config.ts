@@ -29,22 +29,27 @@ const trustProxy = z.string().transform((value, ctx): TrustProxy => {
 const envSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(4000),
   HOST: z.string().min(1).default("0.0.0.0"),
-  DATABASE_URL: z.string().url().optional(),
+  DATABASE_URL: z
+    .url({
+      protocol: /^postgres(ql)?$/,
+      error: "must be a PostgreSQL URL (postgresql://user:password@host:5432/database); unset, the embedded database is used",
+    })
+    .optional(),
   DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(1000).optional(),
   DATA_DIR: z.string().min(1).default(".data"),
-  REDIS_URL: z.string().url().optional(),
+  REDIS_URL: z.url({ protocol: /^rediss?$/, error: "must be a Redis URL (redis://host:6379 or rediss://…)" }).optional(),
   REDIS_CHANNEL_PREFIX: z.string().min(1).default("partner-portal:"),
   TRUST_PROXY: trustProxy.default(false),
   JWT_SECRET: z
     .string()
-    .min(32, "JWT_SECRET must be at least 32 characters (256 bits)")
+    .min(32, "must be at least 32 characters (256 bits)")
     .optional(),
   JWT_ISSUER: z.string().min(1).default("partner-portal"),
   JWT_AUDIENCE: z.string().min(1).default("partner-portal-api"),
   SESSION_TTL_SECONDS: z.coerce.number().int().min(60).max(60 * 60 * 24 * 90).default(60 * 60 * 12),
   API_KEY_HASH_SECRET: z
     .string()
-    .min(32, "API_KEY_HASH_SECRET must be at least 32 characters (256 bits)")
+    .min(32, "must be at least 32 characters (256 bits)")
     .optional(),
   API_KEY_ENVIRONMENT: z.enum(["live", "test"]).default("live"),
   SEED_DEMO: booleanFlag.optional(),
@@ -111,7 +116,36 @@ export interface Config {
   persistedOperations: { file: string | undefined; only: boolean };
 }
 
-export class ConfigError extends Error {}
+/**
+ * The settings that stop the start, one line each (`VARIABLE: what is wrong`); the message is
+ * what the server prints, never a value (a setting may hold a password).
+ */
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n  ${problems.join("\n  ")}`);
+    this.name = "ConfigError";
+  }
+}
+
+export const SECRET_REQUIRED = "required when DATABASE_URL is set (32+ characters, the same on every instance)";
+
+/** Settings that are valid alone but not together. */
+function crossChecks(env: Record<string, string | undefined>): string[] {
+  const problems: string[] = [];
+  if ((env.ADMIN_EMAIL === undefined) !== (env.ADMIN_PASSWORD === undefined)) {
+    problems.push("ADMIN_EMAIL, ADMIN_PASSWORD: set both or neither");
+  }
+  if (env.PERSISTED_OPERATIONS_ONLY === "true" && env.PERSISTED_OPERATIONS_FILE === undefined) {
+    problems.push("PERSISTED_OPERATIONS_ONLY: needs PERSISTED_OPERATIONS_FILE");
+  }
+  // Generated keys are kept beside the embedded database; instances sharing a server must share keys.
+  if (env.DATABASE_URL !== undefined) {
+    for (const name of ["JWT_SECRET", "API_KEY_HASH_SECRET"] as const) {
+      if (env[name] === undefined) problems.push(`${name}: ${SECRET_REQUIRED}`);
+    }
+  }
+  return problems;
+}
 
 /** Reads the environment into one validated config; unknown or malformed values stop the start. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -119,17 +153,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     Object.entries(env).map(([key, value]) => [key, value === "" ? undefined : value]),
   );
   const parsed = envSchema.safeParse(blankToUndefined);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`);
-    throw new ConfigError(`Invalid configuration:\n  ${problems.join("\n  ")}`);
-  }
+  const problems = [
+    ...(parsed.error?.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`) ?? []),
+    ...crossChecks(blankToUndefined),
+  ];
+  if (!parsed.success || problems.length > 0) throw new ConfigError(problems);
   const e = parsed.data;
-  if ((e.ADMIN_EMAIL === undefined) !== (e.ADMIN_PASSWORD === undefined)) {
-    throw new ConfigError("Invalid configuration: ADMIN_EMAIL and ADMIN_PASSWORD go together");
-  }
-  if (e.PERSISTED_OPERATIONS_ONLY && !e.PERSISTED_OPERATIONS_FILE) {
-    throw new ConfigError("Invalid configuration: PERSISTED_OPERATIONS_ONLY needs PERSISTED_OPERATIONS_FILE");
-  }
   return {
     port: e.PORT,
     host: e.HOST,

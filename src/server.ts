@@ -1,13 +1,14 @@
-import { createApp } from "./app.js";
-import { bootstrapData, describeDemo } from "./bootstrap.js";
 import { ConfigError, loadConfig } from "./config.js";
 import { createLogger } from "./logger.js";
 
 async function main() {
   const config = loadConfig();
   const logger = createLogger({ level: config.logLevel, format: config.logFormat });
-  const started = performance.now();
-  const progress = (step: string) => logger.info({ elapsedSeconds: Number(((performance.now() - started) / 1000).toFixed(1)) }, step);
+  // Timed from the start of the process, so the first line also says how long loading took.
+  const progress = (step: string) => logger.info({ elapsedSeconds: Number((performance.now() / 1000).toFixed(1)) }, step);
+  progress(`Partner Portal: loading the server on Node ${process.version}`);
+  // Loaded after the configuration is checked and the first line is out: this takes seconds.
+  const [{ createApp }, { bootstrapData, describeDemo }] = await Promise.all([import("./app.js"), import("./bootstrap.js")]);
   const app = await createApp(config, { progress, logger });
   const { demo, admin } = await bootstrapData(app, progress);
   const url = await app.start();

@@ -73,6 +73,9 @@ describe("npm start on the embedded database", () => {
     const [, url] = await first.waitFor(/GraphiQL:\s+([^\s"\\]+)/);
     const [, password] = await first.waitFor(/password for every demo account: ([^\s"\\]+)/);
     expect(first.log).toMatch(/acme-admin\s+partnerAdmin\s+Acme Logistics/);
+    // Every start-up step prints a timed line before the server answers.
+    const steps = [...first.log.matchAll(/^ *\d+\.\d s {2}(\w[^:]*):/gm)].map((match) => match[1]);
+    expect(steps).toEqual(["Partner Portal", "Database", "Migrations", "Migrations", "Pub/sub", "GraphQL", "Seed"]);
 
     const admin = await post(url!, LoginDocument, { input: { login: "admin", password } });
     const adminToken: string = admin.data.login.token;

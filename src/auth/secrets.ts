@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { z } from "zod";
-import type { Config } from "../config.js";
+import { ConfigError, SECRET_REQUIRED, type Config } from "../config.js";
 import { IN_MEMORY } from "../db/embedded.js";
 
 export interface ServerSecrets {
@@ -27,9 +27,9 @@ export async function loadSecrets(config: Config): Promise<ServerSecrets> {
     return { jwtSecret: encode(config.jwt.secret), apiKeyHashSecret: encode(config.apiKeys.hashSecret) };
   }
   if (config.databaseUrl) {
-    throw new Error(
-      "JWT_SECRET and API_KEY_HASH_SECRET must be set (32+ characters each) when DATABASE_URL is set",
-    );
+    // loadConfig refuses this already; a config assembled by hand gets the same answer.
+    const missing = [...(config.jwt.secret ? [] : ["JWT_SECRET"]), ...(config.apiKeys.hashSecret ? [] : ["API_KEY_HASH_SECRET"])];
+    throw new ConfigError(missing.map((name) => `${name}: ${SECRET_REQUIRED}`));
   }
   const generated = () => randomBytes(32).toString("base64url");
   let stored = { jwtSecret: generated(), apiKeyHashSecret: generated() };

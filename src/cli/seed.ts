@@ -1,6 +1,6 @@
 import { createApp } from "../app.js";
 import { describeDemo } from "../bootstrap.js";
-import { loadConfig } from "../config.js";
+import { ConfigError, loadConfig } from "../config.js";
 import { seedDemoData } from "../seed.js";
 
 /**
@@ -37,6 +37,6 @@ async function main() {
 }
 
 main().catch((error: unknown) => {
-  console.error(error);
+  console.error(error instanceof ConfigError ? error.message : error);
   process.exit(1);
 });

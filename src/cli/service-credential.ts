@@ -1,6 +1,6 @@
 import { GraphQLError } from "graphql";
 import { loadSecrets } from "../auth/secrets.js";
-import { loadConfig } from "../config.js";
+import { ConfigError, loadConfig } from "../config.js";
 import { openDatabase } from "../db/index.js";
 import { createAppPubSub } from "../realtime/pubsub.js";
 import { createServiceCredentials, serviceCredentialName } from "../domain/service-credentials.js";
@@ -83,7 +83,7 @@ async function main(): Promise<number> {
 main().then(
   (code) => process.exit(code),
   (error: unknown) => {
-    console.error(error);
+    console.error(error instanceof ConfigError ? error.message : error);
     process.exit(1);
   },
 );

@@ -31,7 +31,11 @@ export interface DatabaseOptions {
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
   const progress = options.progress ?? (() => {});
   let embedded: EmbeddedPostgres | undefined;
-  if (!options.databaseUrl) progress(`Database: starting embedded PostgreSQL in ${options.dataDir}`);
+  progress(
+    options.databaseUrl
+      ? `Database: PostgreSQL at ${new URL(options.databaseUrl).host}`
+      : `Database: starting embedded PostgreSQL in ${options.dataDir}`,
+  );
   const url = options.databaseUrl ?? (embedded = await startEmbeddedPostgres(options.dataDir)).url;
   try {
     progress("Migrations: checking");

@@ -36,7 +36,7 @@ const sha256 = (text: string) => createHash("sha256").update(text).digest("hex")
  * that is not its document's sha256 stops the start, since no client could ever send it.
  */
 export function loadPersistedManifest(path: string): PersistedManifest {
-  const invalid = (problem: string) => new ConfigError(`Invalid configuration:\n  PERSISTED_OPERATIONS_FILE: ${path}: ${problem}`);
+  const invalid = (problem: string) => new ConfigError([`PERSISTED_OPERATIONS_FILE: ${path}: ${problem}`]);
   let parsed: unknown;
   try {
     parsed = JSON.parse(readFileSync(path, "utf8"));
