@@ -15,7 +15,10 @@ import { createLiveQueries } from "./plugins/live-queries.js";
 import { refuseMalformedInput } from "./plugins/malformed-input.js";
 import { queryLimitPlugins } from "./plugins/query-limits.js";
 import { readiness } from "./plugins/readiness.js";
+import { isRestRequest, OPENAPI_PATH, REST_BASE_PATH, restApi } from "./plugins/rest-api.js";
+import { restSelection } from "./plugins/rest-selection.js";
 import { createSessionStreams } from "./plugins/session-streams.js";
+import { swaggerUi } from "./plugins/swagger-ui.js";
 import { connectionToken } from "./websocket.js";
 
 export interface YogaServerContext {
@@ -70,10 +73,14 @@ export function createGraphQLServer(options: {
     plugins: [
       readiness({ database: options.database, pubsub: options.connection, stopping: options.stopping }),
       refuseMalformedInput(),
+      restSelection({ schema, isRestRequest }),
       ...queryLimitPlugins(),
       codeClientErrors(),
       liveQueries.plugin,
       sessionStreams.plugin,
+      // REST under /api (SOFA), through the plugins above; its Swagger UI answers first.
+      swaggerUi({ endpoint: `${REST_BASE_PATH}/docs`, openApiPath: OPENAPI_PATH }),
+      restApi({ schema, logger }),
     ],
     // Unexpected errors are masked as "Unexpected error." and logged; client errors reach the
     // masking already coded (codeClientErrors), so they are neither masked nor logged.
