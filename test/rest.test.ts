@@ -120,6 +120,8 @@ describe("the seed's flows end to end", () => {
     });
     expect(created.status, JSON.stringify(created.body)).toBe(201);
     const keyId: string = created.body.apiKey.id;
+    // The new key is shown whole, not as a bare id.
+    expect(created.body.apiKey).toMatchObject({ keyName: "rest-flow", isActive: true, partner: { id: acme } });
     const firstSecret: string = created.body.secret;
     expect(firstSecret).toMatch(/^ppk_/);
 
@@ -141,6 +143,9 @@ describe("the seed's flows end to end", () => {
     });
     expect(verified.status, JSON.stringify(verified.body)).toBe(200);
     expect(verified.body).toMatchObject({ valid: true, code: "VALID", apiKeyId: keyId, partnerId: acme });
+    // Answered from the verification cache: the fields that would read the database are left out.
+    expect(verified.body).not.toHaveProperty("apiKey");
+    expect(verified.body).not.toHaveProperty("partner");
 
     const reported = await call("POST", "/usage-logs", {
       token: gateway,

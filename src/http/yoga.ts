@@ -17,6 +17,7 @@ import { queryLimitPlugins } from "./plugins/query-limits.js";
 import { readiness } from "./plugins/readiness.js";
 import { isRestRequest, OPENAPI_PATH, REST_BASE_PATH, restApi } from "./plugins/rest-api.js";
 import { restSelection } from "./plugins/rest-selection.js";
+import { REST_SELECTION } from "./rest/routes.js";
 import { createSessionStreams } from "./plugins/session-streams.js";
 import { swaggerUi } from "./plugins/swagger-ui.js";
 import { connectionToken } from "./websocket.js";
@@ -73,7 +74,7 @@ export function createGraphQLServer(options: {
     plugins: [
       readiness({ database: options.database, pubsub: options.connection, stopping: options.stopping }),
       refuseMalformedInput(),
-      restSelection({ schema, isRestRequest }),
+      restSelection({ schema, isRestRequest, omit: REST_SELECTION.omit }),
       ...queryLimitPlugins(),
       codeClientErrors(),
       liveQueries.plugin,

@@ -4,7 +4,7 @@ import type { Plugin, YogaLogger } from "graphql-yoga";
 import { notFound, unauthenticated } from "../../errors.js";
 import { restErrorHandler } from "../rest/errors.js";
 import { completeOpenApi, CUSTOM_SCALARS, OPENAPI_INFO } from "../rest/openapi.js";
-import { matchRoute, REST_ROUTES } from "../rest/routes.js";
+import { matchRoute, REST_ROUTES, REST_SELECTION } from "../rest/routes.js";
 import type { Context } from "../../schema/context.js";
 import { bearerToken } from "../../auth/callers.js";
 
@@ -38,7 +38,7 @@ export function restApi(options: { schema: GraphQLSchema; logger: YogaLogger }):
     basePath: REST_BASE_PATH,
     // Not a documented option of SOFA's config, but read from it like the others (createSofa).
     ...({ models } as object),
-    ignore: rootConnectionNodes,
+    ignore: [...rootConnectionNodes, ...REST_SELECTION.expand],
     routes: Object.fromEntries(
       Object.entries(REST_ROUTES).map(([field, route]) => [
         field,

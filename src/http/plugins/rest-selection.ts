@@ -20,10 +20,16 @@ const trimmed = new WeakMap<DocumentNode, DocumentNode>();
  * members, usage…) included, so a page of 100 partners would read 100 × 4 nested pages and go
  * over the cost bound. A REST record leaves its connections out: each has its own route
  * (`/api/api-keys?partnerId=…`, `/api/usage-logs?filter=…`). Runs before the query limits, so
- * they judge the operation that will run.
+ * they judge the operation that will run. Fields named in `omit` are left out too.
  */
-export function restSelection(options: { schema: GraphQLSchema; isRestRequest: IsRestRequest }): Plugin {
+export function restSelection(options: {
+  schema: GraphQLSchema;
+  isRestRequest: IsRestRequest;
+  /** Further fields to leave out, as `Type.field`. */
+  omit: readonly string[];
+}): Plugin {
   const { schema, isRestRequest } = options;
+  const omit = new Set(options.omit);
   const isConnection = (type: unknown) => {
     const named = type ? getNamedType(type as never) : undefined;
     return isObjectType(named) && "edges" in named.getFields() && "pageInfo" in named.getFields();
@@ -38,7 +44,10 @@ export function restSelection(options: { schema: GraphQLSchema; isRestRequest: I
         Field: {
           enter: () => {
             depth++;
-            if (depth > 1 && isConnection(typeInfo.getType())) {
+            const parent = typeInfo.getParentType();
+            const field = typeInfo.getFieldDef();
+            const omitted = !!parent && !!field && omit.has(`${parent.name}.${field.name}`);
+            if (depth > 1 && (omitted || isConnection(typeInfo.getType()))) {
               depth--;
               return null;
             }

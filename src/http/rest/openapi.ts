@@ -1,5 +1,5 @@
 import type { GraphQLSchema } from "graphql";
-import { REST_ROUTES } from "./routes.js";
+import { REST_ROUTES, REST_SELECTION } from "./routes.js";
 
 export const OPENAPI_INFO = {
   title: "Partner Portal REST API",
@@ -107,6 +107,17 @@ export function completeOpenApi(document: OpenApiDocument, schema: GraphQLSchema
         ...(typeName === "Mutation" ? { "409": errorResponse("The change clashes with the current state (CONFLICT)") } : {}),
         "429": errorResponse("Too many attempts (RATE_LIMITED); see Retry-After"),
       };
+    }
+  }
+  // The fields REST records leave out (rest-selection.ts): connections and the omitted ones.
+  for (const [typeName, typeSchema] of Object.entries(document.components?.schemas ?? {})) {
+    const properties = (typeSchema as { properties?: Record<string, { $ref?: string }> }).properties ?? {};
+    for (const [name, property] of Object.entries(properties)) {
+      if (property.$ref?.endsWith("Connection") || REST_SELECTION.omit.includes(`${typeName}.${name}`)) {
+        delete properties[name];
+        const required = (typeSchema as { required?: string[] }).required;
+        if (required?.includes(name)) required.splice(required.indexOf(name), 1);
+      }
     }
   }
   return {

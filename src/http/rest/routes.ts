@@ -68,6 +68,22 @@ export const REST_ROUTES: Readonly<Record<string, RestRoute>> = {
   "Query.nodes": route("GET", "/nodes", "Nodes"),
 };
 
+/**
+ * How REST records show what they reference. A referenced record is `{ id }`, and a record's own
+ * connections are left out (each has its own route), except:
+ */
+export const REST_SELECTION = {
+  /** References shown whole: what a REST client needs from the answer without a second call. */
+  expand: [
+    "AuthPayload.user",
+    "CreateApiKeyPayload.apiKey",
+    "RotateApiKeyPayload.apiKey",
+    "CreateServiceCredentialPayload.serviceCredential",
+  ],
+  /** Fields left out: verification answers from its cache; these two would read the database. */
+  omit: ["ApiKeyVerification.apiKey", "ApiKeyVerification.partner"],
+};
+
 const patterns = Object.entries(REST_ROUTES).map(([field, entry]) => ({
   field,
   entry,
