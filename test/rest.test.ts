@@ -303,6 +303,19 @@ describe("errors answer their code's HTTP status, with the code in a JSON body",
     expect(answer.body.code).toBe("NOT_FOUND");
     const doc = await call("GET", "/developer-docs/v1/no-such-doc");
     expect(doc.status).toBe(404);
+    const route = await call("GET", "/no-such-route", { token: admin });
+    expect(route.status).toBe(404);
+    expect(route.body.code).toBe("NOT_FOUND");
+  });
+
+  it("offers no webhook subscriptions (the server would POST events to any URL named)", async () => {
+    const admin = await login("admin");
+    const answer = await call("POST", "/webhook", {
+      token: admin,
+      body: { subscription: "usageLogCreated", variables: {}, url: "http://127.0.0.1:9/internal" },
+    });
+    expect(answer.status).toBe(404);
+    expect(answer.body.code).toBe("NOT_FOUND");
   });
 
   it("BAD_USER_INPUT: 400 for a request that does not parse", async () => {

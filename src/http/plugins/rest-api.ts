@@ -59,17 +59,24 @@ export function restApi(options: { schema: GraphQLSchema; logger: YogaLogger }):
     onRequest(payload) {
       const { request, url, endResponse } = payload;
       if (!url.pathname.startsWith(`${REST_BASE_PATH}/`)) return;
+      if (url.pathname === OPENAPI_PATH) return handleWithSofa(payload);
       const matched = matchRoute(request.method, url.pathname.slice(REST_BASE_PATH.length));
+      // Only the named routes: SOFA's own `/webhook` routes would have the server POST each
+      // subscription event to any URL a caller names (a way into the internal network).
+      if (!matched) {
+        endResponse(errorResponse([notFound(`No route ${request.method} ${url.pathname}`)]));
+        return;
+      }
       // Lists answer a signed-out caller nothing in GraphQL; a REST client is told to sign in.
-      if (matched && !matched.route.anyone && !bearerToken(request.headers.get("authorization"))) {
+      if (!matched.route.anyone && !bearerToken(request.headers.get("authorization"))) {
         endResponse(errorResponse([unauthenticated()]));
         return;
       }
       return handleWithSofa(payload);
     },
     async onResponse({ request, response, setResponse }) {
+      if (response.status !== 200 || !isRestUrl(request.url)) return;
       const { pathname } = new URL(request.url);
-      if (!pathname.startsWith(`${REST_BASE_PATH}/`) || response.status !== 200) return;
       if (pathname === OPENAPI_PATH) {
         openApi ??= response.clone().json().then((document) => JSON.stringify(completeOpenApi(document, schema)));
         setResponse(new Response(await openApi, { headers: { "content-type": "application/json; charset=utf-8" } }));
@@ -84,8 +91,14 @@ export function restApi(options: { schema: GraphQLSchema; logger: YogaLogger }):
   };
 }
 
+/** Whether a URL is under /api, without parsing it (this runs for every operation). */
+function isRestUrl(url: string): boolean {
+  const pathStart = url.indexOf("/", url.indexOf("//") + 2);
+  return pathStart >= 0 && url.startsWith(`${REST_BASE_PATH}/`, pathStart);
+}
+
 /** Whether an operation runs for a REST request (its context's request is under /api). */
 export const isRestRequest = (context: unknown): boolean => {
   const request = (context as Partial<Pick<Context, "request">>).request;
-  return !!request && new URL(request.url).pathname.startsWith(`${REST_BASE_PATH}/`);
+  return !!request && isRestUrl(request.url);
 };
