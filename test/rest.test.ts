@@ -326,6 +326,10 @@ describe("errors answer their code's HTTP status, with the code in a JSON body",
     const notInt = await call("GET", "/partners?first=many", { token: admin });
     expect(notInt.status).toBe(400);
     expect(notInt.body.code).toBe("BAD_USER_INPUT");
+    // The malformed-input check runs here too: a NUL PostgreSQL cannot store never reaches it.
+    const nul = await call("POST", "/partners", { token: admin, body: { input: { name: "Nul\u0000Corp" } } });
+    expect(nul.status, JSON.stringify(nul.body)).toBe(400);
+    expect(nul.body.code).toBe("BAD_USER_INPUT");
   });
 
   it("BAD_USER_INPUT: 422 for values the field refuses", async () => {
