@@ -17,9 +17,9 @@ import { queryLimitPlugins } from "./plugins/query-limits.js";
 import { readiness } from "./plugins/readiness.js";
 import { isRestRequest, OPENAPI_PATH, REST_BASE_PATH, restApi } from "./plugins/rest-api.js";
 import { restSelection } from "./plugins/rest-selection.js";
-import { REST_SELECTION } from "./rest/routes.js";
 import { createSessionStreams } from "./plugins/session-streams.js";
 import { swaggerUi } from "./plugins/swagger-ui.js";
+import { REST_SELECTION } from "./rest/routes.js";
 import { connectionToken } from "./websocket.js";
 
 export interface YogaServerContext {

@@ -1,12 +1,12 @@
 import { useSofa, type SofaPluginConfig } from "@graphql-yoga/plugin-sofa";
 import { getNamedType, isInterfaceType, isObjectType, type GraphQLSchema } from "graphql";
 import type { Plugin, YogaLogger } from "graphql-yoga";
+import { bearerToken } from "../../auth/callers.js";
 import { notFound, unauthenticated } from "../../errors.js";
+import type { Context } from "../../schema/context.js";
 import { restErrorHandler } from "../rest/errors.js";
 import { completeOpenApi, CUSTOM_SCALARS, OPENAPI_INFO } from "../rest/openapi.js";
 import { matchRoute, REST_ROUTES, REST_SELECTION } from "../rest/routes.js";
-import type { Context } from "../../schema/context.js";
-import { bearerToken } from "../../auth/callers.js";
 
 type SofaErrorHandler = NonNullable<SofaPluginConfig["errorHandler"]>;
 
