@@ -16,6 +16,7 @@ async function main() {
   const lines = [
     `Partner Portal is running on ${app.database.embedded ? `embedded PostgreSQL (${config.dataDir})` : "PostgreSQL"}${config.redisUrl ? " with Redis" : ""}.`,
     `  GraphiQL:  ${url}`,
+    `  REST:      ${url.replace(/\/graphql$/, "/api")}  Swagger UI: ${url.replace(/\/graphql$/, "/api/docs")}`,
     `  Health:    ${url.replace(/\/graphql$/, "/healthz")}  Ready: ${url.replace(/\/graphql$/, "/readyz")}`,
     `  Metrics:   ${app.metricsUrl ?? url.replace(/\/graphql$/, "/metrics")}${config.metrics.token ? " (bearer METRICS_TOKEN)" : ""}`,
   ];

@@ -20,7 +20,11 @@ import { createPersistedOperations, loadPersistedManifest } from "./plugins/pers
 import { precompressedGraphiQL } from "./plugins/precompressed-graphiql.js";
 import { queryLimitPlugins } from "./plugins/query-limits.js";
 import { readiness } from "./plugins/readiness.js";
+import { isRestRequest, OPENAPI_PATH, REST_BASE_PATH, restApi } from "./plugins/rest-api.js";
+import { restSelection } from "./plugins/rest-selection.js";
 import { createSessionStreams } from "./plugins/session-streams.js";
+import { swaggerUi } from "./plugins/swagger-ui.js";
+import { REST_SELECTION } from "./rest/routes.js";
 import { connectionToken } from "./websocket.js";
 
 export interface YogaServerContext {
@@ -89,12 +93,16 @@ export function createGraphQLServer(options: {
       persistedOperations.plugin,
       precompressedGraphiQL(),
       refuseMalformedInput(),
+      restSelection({ schema, isRestRequest, omit: REST_SELECTION.omit }),
       ...queryLimitPlugins(),
       codeClientErrors(),
       // After codeClientErrors, so that it sees client errors already coded.
       options.accessLog.plugin,
       liveQueries.plugin,
       sessionStreams.plugin,
+      // REST under /api (SOFA), through the plugins above; its Swagger UI answers first.
+      swaggerUi({ endpoint: `${REST_BASE_PATH}/docs`, openApiPath: OPENAPI_PATH }),
+      restApi({ schema, logger }),
     ],
     // Unexpected errors are masked as "Unexpected error." and logged; client errors reach the
     // masking already coded (codeClientErrors), so they are neither masked nor logged.
