@@ -48,6 +48,7 @@ export function createServiceCredentials(deps: {
             action: "serviceCredentialCreated",
             actorUserId: credential.actorUserId,
             actorCredentialId: row.id,
+            serviceCredentialId: row.id,
             detail: { name: credential.name, via: credential.actorUserId ? "api" : "cli" },
           });
           return { id: row.id, secret };
@@ -74,6 +75,7 @@ export function createServiceCredentials(deps: {
           action: "serviceCredentialRevoked",
           actorUserId: credential.actorUserId,
           actorCredentialId: credential.id,
+          serviceCredentialId: credential.id,
           detail: { via: credential.actorUserId ? "api" : "cli" },
         });
         return true;
