@@ -90,8 +90,8 @@ export const APIKey = builder.prismaNode("ApiKey", {
     events: t.relatedConnection("events", {
       cursor: "id",
       nullable: true,
-      description: "The key's history, newest first. Admins and the partner's partnerAdmins; null for others.",
-      authScopes: (key) => ({ admin: true, partnerAdmin: key.partnerId }),
+      description: "The key's history, newest first. Staff and the partner's partnerAdmins (as auditEvents); null for others.",
+      authScopes: (key) => ({ staff: true, partnerAdmin: key.partnerId }),
       unauthorizedResolver: () => null,
       query: () => ({ orderBy: [{ createdAt: "desc" }, { id: "desc" }] }),
     }),
