@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createWorld, type Actor, type World } from "./support/matrix.js";
 import { errorCodes, startTestServer, type TestServer } from "./support/server.js";
+import { sseStream } from "./support/streams.js";
 import { createUser } from "./support/users.js";
 
 const EVENTS = /* GraphQL */ `
@@ -188,5 +189,21 @@ describe("auditEvents", () => {
     const bEvent = (await nodes("admin", { partnerId: world.partnerB.globalId }))[0]!;
     expect((await ok("partnerAdminA", `query ($id: ID!) { node(id: $id) { id } }`, { id: bEvent.id })).node).toBeNull();
     expect((await ok("support", `query ($id: ID!) { node(id: $id) { id } }`, { id: bEvent.id })).node).toEqual({ id: bEvent.id });
+  });
+});
+
+describe("@live", () => {
+  it("an audit log under @live shows a new event without asking again", async () => {
+    const live = sseStream(server.url, `query @live { auditEvents(filter: { action: userRoleChanged }) { totalCount } }`, {}, world.token("support"));
+    try {
+      const first = await live.next();
+      const before = (first!.data as { auditEvents: { totalCount: number } }).auditEvents.totalCount;
+      const person = await createUser(server, "live-audited", "developer");
+      await ok("admin", `mutation ($u: ID!) { setUserRole(userId: $u, role: support) { id } }`, { u: person.globalId });
+      const next = await live.next();
+      expect(next!.data).toEqual({ auditEvents: { totalCount: before + 1 } });
+    } finally {
+      live.close();
+    }
   });
 });

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createWorld, type Actor, type World } from "./support/matrix.js";
 import { errorCodes, startTestServer, type TestServer } from "./support/server.js";
+import { sseStream } from "./support/streams.js";
 
 const CREATE = /* GraphQL */ `
   mutation Create($input: CreateDeveloperDocInput!) { createDeveloperDoc(input: $input) { id } }
@@ -162,5 +163,19 @@ describe("publishing and the changelog", () => {
       expect(errorCodes(await ask(actor, PUBLISH, { id, note: "mine" }))).toEqual(["FORBIDDEN"]);
     }
     expect(await server.app.services.prisma.docChangelogEntry.count({ where: { note: "mine" } })).toBe(0);
+  });
+});
+
+describe("@live", () => {
+  it("a changelog under @live shows a new publication without asking again, signed out", async () => {
+    const id = await createDoc({ apiVersion: "v9" });
+    const live = sseStream(server.url, `query @live { changelog(apiVersion: "v9") { totalCount edges { node { note } } } }`);
+    try {
+      expect((await live.next())!.data).toEqual({ changelog: { totalCount: 0, edges: [] } });
+      await ask("support", PUBLISH, { id, note: "Live now" });
+      expect((await live.next())!.data).toEqual({ changelog: { totalCount: 1, edges: [{ node: { note: "Live now" } }] } });
+    } finally {
+      live.close();
+    }
   });
 });

@@ -77,9 +77,14 @@ export function createApiKeys(options: {
     const { secret, tokenPrefix } = generateSecret("ppk", options.environment);
     return { secret, tokenPrefix, secretHash: hashSecret(options.hashKey, secret) };
   };
-  // `@live` queries showing the key, its partner's keys, or any list of keys re-run everywhere.
+  // `@live` queries showing the key, its partner's keys, any list of keys, or the audit log re-run everywhere.
   const changed = (apiKeyId: string, partnerId: string) =>
-    invalidateLive(options.pubsub, [liveKey("APIKey", apiKeyId), liveKey("PartnerOrganization", partnerId), "Query.apiKeys"]);
+    invalidateLive(options.pubsub, [
+      liveKey("APIKey", apiKeyId),
+      liveKey("PartnerOrganization", partnerId),
+      "Query.apiKeys",
+      "Query.auditEvents",
+    ]);
 
   const futureExpiry = (expiresAt: Date | null | undefined) => {
     if (expiresAt && expiresAt.getTime() <= now().getTime()) {

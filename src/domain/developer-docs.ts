@@ -41,6 +41,7 @@ export function createDeveloperDocs(options: { prisma: PrismaClient; pubsub: App
       "Query.developerDoc",
       "Query.apiVersions",
       "Query.changelog",
+      "Query.auditEvents",
     ]);
 
   async function partnerExists(partnerId: string | null | undefined) {

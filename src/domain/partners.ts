@@ -27,7 +27,7 @@ export function createPartners(options: {
 }): Partners {
   const { prisma } = options;
   const changed = (partnerId: string) =>
-    invalidateLive(options.pubsub, [liveKey("PartnerOrganization", partnerId), "Query.partners"]);
+    invalidateLive(options.pubsub, [liveKey("PartnerOrganization", partnerId), "Query.partners", "Query.auditEvents"]);
   return {
     async create(partner, actorUserId) {
       const created = await prisma.$transaction(async (tx) => {
@@ -40,7 +40,7 @@ export function createPartners(options: {
         });
         return { id: row.id };
       });
-      invalidateLive(options.pubsub, ["Query.partners"]);
+      invalidateLive(options.pubsub, ["Query.partners", "Query.auditEvents"]);
       return created;
     },
 

@@ -2,6 +2,8 @@ import type { Sessions } from "../auth/sessions.js";
 import type { PrismaClient } from "../db/index.js";
 import { badInput, conflict, notFound } from "../errors.js";
 import type { Role } from "../generated/prisma/enums.js";
+import { invalidateLive } from "../realtime/live.js";
+import type { AppPubSub } from "../realtime/pubsub.js";
 import { recordAudit } from "./audit.js";
 import { roleAndPartnerProblem } from "./roles.js";
 
@@ -17,8 +19,10 @@ export interface UserRights {
  * transaction, then ends the user's sessions on every instance, which also ends the WebSockets,
  * subscriptions and live queries authorised with the old rights.
  */
-export function createUserRights(options: { prisma: PrismaClient; sessions: Pick<Sessions, "endAll"> }): UserRights {
+export function createUserRights(options: { prisma: PrismaClient; sessions: Pick<Sessions, "endAll">; pubsub: AppPubSub }): UserRights {
   const { prisma, sessions } = options;
+  // `@live` audit logs re-run on every instance.
+  const changed = () => invalidateLive(options.pubsub, ["Query.auditEvents"]);
   return {
     async setRole(userId, role, actorUserId) {
       await prisma.$transaction(async (tx) => {
@@ -44,6 +48,7 @@ export function createUserRights(options: { prisma: PrismaClient; sessions: Pick
         }
       });
       await sessions.endAll(userId);
+      changed();
     },
 
     async setPartner(userId, partnerId, actorUserId) {
@@ -75,6 +80,7 @@ export function createUserRights(options: { prisma: PrismaClient; sessions: Pick
         }
       });
       await sessions.endAll(userId);
+      changed();
     },
   };
 }
