@@ -8,7 +8,7 @@ import type { User as UserRow } from "../generated/prisma/client.js";
 import { builder } from "./builder.js";
 import { newestFirstPage } from "./pagination.js";
 import { unauthenticated } from "../errors.js";
-import { readPolicy } from "./access.js";
+import { admits, readPolicy } from "./access.js";
 import { PartnerOrganization } from "./partner.js";
 import { readableUser, User } from "./user.js";
 
@@ -349,7 +349,7 @@ builder.mutationFields((t) => ({
           scopes: input.scopes ?? undefined,
           expiresAt: input.expiresAt === undefined ? undefined : input.expiresAt,
         },
-        { userId: actingUserId(ctx), mayWidenScopes: ctx.viewer?.role === "admin" },
+        { userId: actingUserId(ctx), mayWidenScopes: admits("admin", ctx) },
       );
       return ctx.prisma.apiKey.findUniqueOrThrow({ ...query, where: { id: id.id } });
     },
