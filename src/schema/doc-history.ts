@@ -1,5 +1,4 @@
-import type { Prisma } from "../generated/prisma/client.js";
-import type { User as UserRow } from "../generated/prisma/client.js";
+import type { Prisma, User as UserRow } from "../generated/prisma/client.js";
 import { builder } from "./builder.js";
 import type { Context } from "./context.js";
 import { admits, type AccessSubject } from "./access.js";
