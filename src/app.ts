@@ -129,7 +129,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     apiKeyVerifier,
     usage,
     apiKeys: createApiKeys({ prisma, verifier: apiKeyVerifier, pubsub, hashKey, environment, now }),
-    userRights: createUserRights({ prisma, sessions }),
+    userRights: createUserRights({ prisma, sessions, pubsub }),
     partners: createPartners({ prisma, verifier: apiKeyVerifier, pubsub }),
     developerDocs: createDeveloperDocs({ prisma, pubsub, now }),
     serviceCredentials: createServiceCredentials({ prisma, pubsub, hashKey, environment, now }),

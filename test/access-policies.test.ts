@@ -10,6 +10,7 @@ import { auditEventPolicy } from "../src/schema/audit-event.js";
 import { builder } from "../src/schema/builder.js";
 import type { Context } from "../src/schema/context.js";
 import { docPolicy } from "../src/schema/developer-doc.js";
+import { changelogPolicy } from "../src/schema/doc-history.js";
 import { partnerPolicy } from "../src/schema/partner.js";
 import { serviceCredentialPolicy } from "../src/schema/service-credential.js";
 import { usageLogPolicy } from "../src/schema/usage-log.js";
@@ -51,9 +52,15 @@ beforeAll(async () => {
     [partnerA.id, false],
     [partnerB.id, true],
   ] as const) {
-    await prisma.developerDoc.create({
+    const doc = await prisma.developerDoc.create({
       data: { title: "t", slug: `policy-${n++}`, content: "c", apiVersion: "v1", isPublished, partnerId, ownerId: users.support.id },
     });
+    // Changelog entries as published, and as published before the doc moved to (or from) a partner.
+    for (const entryPartnerId of new Set([partnerId, null, partnerA.id])) {
+      await prisma.docChangelogEntry.create({
+        data: { docId: doc.id, apiVersion: "v1", partnerId: entryPartnerId, title: "t", publishedAt: new Date() },
+      });
+    }
   }
   const gateway = await prisma.serviceCredential.findFirstOrThrow({ where: { name: "policy-gateway" } });
   const as = (caller: Caller, authenticatedNow: string[] = []): AccessSubject => ({ ...caller, authenticatedNow: new Set(authenticatedNow) });
@@ -133,4 +140,11 @@ describe("each read policy names the same rows in its three spellings", () => {
 
   it("developer docs (drafts included)", () =>
     check<{ id: string; partnerId: string | null; isPublished: boolean }>(() => prisma().developerDoc.findMany(), (where) => prisma().developerDoc.findMany({ where, select: { id: true } }), docPolicy));
+
+  it("changelog entries (with their doc's state now)", () =>
+    check<{ id: string; partnerId: string | null; doc: { isPublished: boolean; partnerId: string | null } }>(
+      () => prisma().docChangelogEntry.findMany({ select: { id: true, partnerId: true, doc: { select: { isPublished: true, partnerId: true } } } }),
+      (where) => prisma().docChangelogEntry.findMany({ where, select: { id: true } }),
+      changelogPolicy,
+    ));
 });

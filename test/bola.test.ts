@@ -291,4 +291,64 @@ describe("writes to partner B's records", () => {
     expect(stored).toMatchObject({ name: "Partner B", primaryContactId: world.users.partnerAdminB.id });
     expect(await server.app.services.prisma.developerDoc.count({ where: { slug: "guide-b" } })).toBe(1);
   });
+
+  it("key edits, disabling and enabling of partner B's key are FORBIDDEN for partner A's members and change nothing", async () => {
+    const prisma = server.app.services.prisma;
+    const before = await prisma.apiKey.findFirstOrThrow({ where: { partnerId: world.partnerB.id } });
+    const id = world.globalId("APIKey", before.id);
+    for (const actor of attackers) {
+      for (const [query, variables] of [
+        [`mutation ($id: ID!) { updateApiKey(id: $id, input: { keyName: "owned", scopes: [API_WRITE] }) { id } }`, { id }],
+        [`mutation ($id: ID!) { updateApiKey(id: $id, input: { expiresAt: null }) { id keyName } }`, { id }],
+        [`mutation ($id: ID!) { disableApiKey(id: $id) { id keyName } }`, { id }],
+        [`mutation ($id: ID!) { enableApiKey(id: $id) { id keyName } }`, { id }],
+      ] as const) {
+        const response = await ask(actor, query, variables);
+        expect(errorCodes(response)).toEqual([actor === "signedOut" ? "UNAUTHENTICATED" : "FORBIDDEN"]);
+        expectNothingOfB(response);
+      }
+    }
+    const after = await prisma.apiKey.findUniqueOrThrow({ where: { id: before.id } });
+    expect(after).toEqual(before);
+    expect(await prisma.auditEvent.count({ where: { apiKeyId: before.id } })).toBe(0);
+  });
+
+  it("publishing partner B's doc with a note is FORBIDDEN for partner A's members and writes no changelog entry", async () => {
+    for (const actor of attackers) {
+      const response = await ask(actor, `mutation ($id: ID!) { publishDeveloperDoc(id: $id, note: "owned") { id } }`, { id: records.b.doc });
+      expect(errorCodes(response)).toEqual([actor === "signedOut" ? "UNAUTHENTICATED" : "FORBIDDEN"]);
+      expectNothingOfB(response);
+    }
+    expect(await server.app.services.prisma.docChangelogEntry.count({ where: { note: "owned" } })).toBe(0);
+  });
+});
+
+describe("partner B's history and audit trail", () => {
+  it("stay out of reach through changelog, auditEvents and DeveloperDoc.revisions", async () => {
+    const services = server.app.services;
+    const bDocId = records.bRaw[0]!;
+    await services.developerDocs.update(bDocId, { content: "Secret notes for B, revised" }, world.users.admin.id);
+    await services.developerDocs.publish(bDocId, { actorUserId: world.users.admin.id, note: "B's change" });
+    await services.partners.update(world.partnerB.id, { supportTier: "enterprise" }, world.users.admin.id);
+    for (const actor of attackers) {
+      const changelog = await ask(actor, `query ($p: ID) { changelog(partnerId: $p) { totalCount edges { node { title note doc { id } } } } }`, {
+        p: world.partnerB.globalId,
+      });
+      expect(changelog.data!.changelog).toEqual({ totalCount: 0, edges: [] });
+      const all = await ask(actor, `{ changelog(first: 100) { edges { node { note doc { id } partner { id } } } } }`);
+      expectNothingOfB(all);
+      expect(JSON.stringify(all)).not.toContain("B's change");
+      const audit = await ask(actor, `query ($p: ID) { auditEvents(filter: { partnerId: $p }) { totalCount edges { node { id } } } }`, {
+        p: world.partnerB.globalId,
+      });
+      if (actor === "partnerAdminA") expect(audit.data!.auditEvents).toEqual({ totalCount: 0, edges: [] });
+      else expect(errorCodes(audit)).toEqual([actor === "signedOut" ? "UNAUTHENTICATED" : "FORBIDDEN"]);
+      const revisions = await ask(actor, `query ($id: ID!) { node(id: $id) { ... on DeveloperDoc { revisions { totalCount } } } }`, {
+        id: records.b.doc,
+      });
+      expect(revisions.data).toEqual({ node: null });
+    }
+    const own = await ask("partnerAdminA", `{ auditEvents(first: 100) { edges { node { detail partner { id } user { id } apiKey { id } } } } }`);
+    expectNothingOfB(own);
+  });
 });

@@ -337,14 +337,17 @@ describe("secrets are never shown again", () => {
 });
 
 describe("audit events", () => {
-  it("of partner B, or of a service credential, are out of reach of everyone but admins and B's partnerAdmins", async () => {
-    for (const actor of ["partnerAdminA", "developerA", "developerB", "support", "noPartner", "signedOut"] as const) {
+  it("of partner B, or of a service credential, are out of reach of everyone but staff and B's partnerAdmins", async () => {
+    for (const actor of ["partnerAdminA", "developerA", "developerB", "noPartner", "signedOut"] as const) {
       const response = await ask(actor, `query ($ids: [ID!]!) { nodes(ids: $ids) { id } }`, { ids: [auditB, auditCredential] });
       expect(response.errors).toBeUndefined();
       expect(response.data).toEqual({ nodes: [null, null] });
     }
     const own = await ask("partnerAdminB", `query ($id: ID!) { node(id: $id) { id } }`, { id: auditB });
     expect(own.data).toEqual({ node: { id: auditB } });
+    // Support reads the audit log (read-only), as admins do.
+    const staffRead = await ask("support", `query ($ids: [ID!]!) { nodes(ids: $ids) { id } }`, { ids: [auditB, auditCredential] });
+    expect(staffRead.data).toEqual({ nodes: [{ id: auditB }, { id: auditCredential }] });
   });
 
   it("show partner members no staff actor, and the key's creator only when readable", async () => {

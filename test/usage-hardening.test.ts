@@ -107,6 +107,12 @@ const DATE_ARGUMENTS: Record<string, { query: string; variables?: () => Record<s
     query: `mutation ($p: ID!, $n: String!, $d: DateTime) { createApiKey(input: { partnerId: $p, keyName: $n, scopes: [USAGE_READ], expiresAt: $d }) { apiKey { id } } }`,
     variables: () => ({ p: partner.globalId, n: unique("edge-key") }),
   },
+  "UpdateApiKeyInput.expiresAt": {
+    query: `mutation ($k: ID!, $d: DateTime) { updateApiKey(id: $k, input: { expiresAt: $d }) { id } }`,
+    variables: () => ({ k: key.globalId }),
+  },
+  "AuditEventFilter.from": { query: `query ($d: DateTime) { auditEvents(filter: { from: $d }) { totalCount } }` },
+  "AuditEventFilter.to": { query: `query ($d: DateTime) { auditEvents(filter: { to: $d }) { totalCount } }` },
 };
 
 /** Every place in the schema where a client can send a DateTime: argument and input-field coordinates. */

@@ -12,6 +12,7 @@ export const VERIFICATION_CODES = [
   "EXPIRED",
   "PARTNER_SUSPENDED",
   "INSUFFICIENT_SCOPE",
+  "DISABLED",
 ] as const;
 export type VerificationCode = (typeof VERIFICATION_CODES)[number];
 
@@ -28,8 +29,10 @@ export interface KeyState {
  * Why a key may not be used at this time, or null when it may: the one rule that verification
  * (for the gateway) and ingest (for usage naming a key by id) both apply.
  */
-export function keyRefusal(key: KeyState, now: Date): "REVOKED" | "EXPIRED" | "PARTNER_SUSPENDED" | null {
-  if (!key.isActive || key.revokedAt) return "REVOKED";
+export function keyRefusal(key: KeyState, now: Date): "REVOKED" | "DISABLED" | "EXPIRED" | "PARTNER_SUSPENDED" | null {
+  if (key.revokedAt) return "REVOKED";
+  // Disabled (not revoked): refused until enabled again.
+  if (!key.isActive) return "DISABLED";
   if (key.expiresAt && key.expiresAt.getTime() <= now.getTime()) return "EXPIRED";
   if (key.partnerStatus !== "active") return "PARTNER_SUSPENDED";
   return null;
@@ -59,7 +62,7 @@ export interface VerifyOptions {
 export interface ApiKeyVerifier {
   /** Verifies a presented secret. A cached key costs no database round trip. */
   verify(secret: string, options?: VerifyOptions): Promise<Verification>;
-  /** Drops a key from every instance's cache (after rotate or revoke has committed). */
+  /** Drops a key from every instance's cache (after rotate, revoke, disable, enable or an edit has committed). */
   invalidateKey(apiKeyId: string): Promise<void>;
   /** Drops a partner's keys from every instance's cache (after its status changed). */
   invalidatePartner(partnerId: string): Promise<void>;

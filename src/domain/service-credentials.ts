@@ -2,6 +2,7 @@ import { z } from "zod";
 import { generateSecret, hashSecret, type SecretEnvironment } from "../auth/api-key-secret.js";
 import type { PrismaClient } from "../db/index.js";
 import { conflict, isUniqueViolation, notFound } from "../errors.js";
+import { invalidateLive } from "../realtime/live.js";
 import type { AppPubSub } from "../realtime/pubsub.js";
 import { recordAudit } from "./audit.js";
 
@@ -39,7 +40,7 @@ export function createServiceCredentials(deps: {
     async issue(credential) {
       const { secret, tokenPrefix } = generateSecret("pps", deps.environment);
       try {
-        return await prisma.$transaction(async (tx) => {
+        const issued = await prisma.$transaction(async (tx) => {
           const row = await tx.serviceCredential.create({
             data: { name: credential.name, tokenPrefix, secretHash: hashSecret(deps.hashKey, secret) },
             select: { id: true },
@@ -48,10 +49,13 @@ export function createServiceCredentials(deps: {
             action: "serviceCredentialCreated",
             actorUserId: credential.actorUserId,
             actorCredentialId: row.id,
+            serviceCredentialId: row.id,
             detail: { name: credential.name, via: credential.actorUserId ? "api" : "cli" },
           });
           return { id: row.id, secret };
         });
+        invalidateLive(deps.pubsub, ["Query.auditEvents"]);
+        return issued;
       } catch (error) {
         if (isUniqueViolation(error)) throw conflict(`A service credential named ${credential.name} exists`, { field: "name" });
         throw error;
@@ -74,11 +78,13 @@ export function createServiceCredentials(deps: {
           action: "serviceCredentialRevoked",
           actorUserId: credential.actorUserId,
           actorCredentialId: credential.id,
+          serviceCredentialId: credential.id,
           detail: { via: credential.actorUserId ? "api" : "cli" },
         });
         return true;
       });
       deps.pubsub.publish("serviceCredential:revoked", { credentialId: credential.id });
+      if (revoked) invalidateLive(deps.pubsub, ["Query.auditEvents"]);
       return revoked;
     },
   };

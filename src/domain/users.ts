@@ -2,13 +2,16 @@ import type { Sessions } from "../auth/sessions.js";
 import type { PrismaClient } from "../db/index.js";
 import { badInput, conflict, notFound } from "../errors.js";
 import type { Role } from "../generated/prisma/enums.js";
+import { invalidateLive } from "../realtime/live.js";
+import type { AppPubSub } from "../realtime/pubsub.js";
+import { recordAudit } from "./audit.js";
 import { roleAndPartnerProblem } from "./roles.js";
 
 export interface UserRights {
   /** Changes a user's role; there is always at least one admin. */
-  setRole(userId: string, role: Role): Promise<void>;
+  setRole(userId: string, role: Role, actorUserId: string | null): Promise<void>;
   /** Moves a user into a partner, or out of any (null); leaving a partner stops being its primary contact. */
-  setPartner(userId: string, partnerId: string | null): Promise<void>;
+  setPartner(userId: string, partnerId: string | null, actorUserId: string | null): Promise<void>;
 }
 
 /**
@@ -16,10 +19,12 @@ export interface UserRights {
  * transaction, then ends the user's sessions on every instance, which also ends the WebSockets,
  * subscriptions and live queries authorised with the old rights.
  */
-export function createUserRights(options: { prisma: PrismaClient; sessions: Pick<Sessions, "endAll"> }): UserRights {
+export function createUserRights(options: { prisma: PrismaClient; sessions: Pick<Sessions, "endAll">; pubsub: AppPubSub }): UserRights {
   const { prisma, sessions } = options;
+  // `@live` audit logs re-run on every instance.
+  const changed = () => invalidateLive(options.pubsub, ["Query.auditEvents"]);
   return {
-    async setRole(userId, role) {
+    async setRole(userId, role, actorUserId) {
       await prisma.$transaction(async (tx) => {
         // Locking every admin row serialises concurrent demotions, so two admins demoting each
         // other at once cannot leave none.
@@ -32,11 +37,21 @@ export function createUserRights(options: { prisma: PrismaClient; sessions: Pick
           throw conflict("The last admin cannot be demoted", { field: "role" });
         }
         await tx.user.update({ where: { id: userId }, data: { role }, select: { id: true } });
+        if (user.role !== role) {
+          await recordAudit(tx, {
+            action: "userRoleChanged",
+            actorUserId,
+            userId,
+            partnerId: user.partnerId,
+            detail: { role: { from: user.role, to: role } },
+          });
+        }
       });
       await sessions.endAll(userId);
+      changed();
     },
 
-    async setPartner(userId, partnerId) {
+    async setPartner(userId, partnerId, actorUserId) {
       await prisma.$transaction(async (tx) => {
         const [user] = await tx.$queryRaw<Array<{ role: Role; partnerId: string | null }>>`
           SELECT role::text AS role, "partnerId" FROM "User" WHERE id = ${userId} FOR UPDATE`;
@@ -53,8 +68,19 @@ export function createUserRights(options: { prisma: PrismaClient; sessions: Pick
           });
         }
         await tx.user.update({ where: { id: userId }, data: { partnerId }, select: { id: true } });
+        // One event per partner concerned, each naming only that partner, so a partnerAdmin who
+        // reads its partner's events learns nothing of the other one.
+        if (user.partnerId !== partnerId) {
+          if (user.partnerId) {
+            await recordAudit(tx, { action: "userPartnerChanged", actorUserId, userId, partnerId: user.partnerId, detail: { change: "left" } });
+          }
+          if (partnerId) {
+            await recordAudit(tx, { action: "userPartnerChanged", actorUserId, userId, partnerId, detail: { change: "joined" } });
+          }
+        }
       });
       await sessions.endAll(userId);
+      changed();
     },
   };
 }

@@ -8,7 +8,7 @@ import type { User as UserRow } from "../generated/prisma/client.js";
 import { builder } from "./builder.js";
 import { newestFirstPage } from "./pagination.js";
 import { unauthenticated } from "../errors.js";
-import { readPolicy } from "./access.js";
+import { admits, readPolicy } from "./access.js";
 import { PartnerOrganization } from "./partner.js";
 import { readableUser, User } from "./user.js";
 
@@ -63,7 +63,7 @@ export const APIKey = builder.prismaNode("ApiKey", {
       description: "The first characters of the current secret, enough to recognise it in a list.",
     }),
     scopes: t.field({ type: [ApiKeyScope], select: { scopes: true }, resolve: (key) => knownScopes(key.scopes) }),
-    isActive: t.exposeBoolean("isActive", { description: "False once revoked." }),
+    isActive: t.exposeBoolean("isActive", { description: "False while disabled, and for good once revoked." }),
     lastUsedAt: t.expose("lastUsedAt", {
       type: "DateTime",
       nullable: true,
@@ -90,8 +90,8 @@ export const APIKey = builder.prismaNode("ApiKey", {
     events: t.relatedConnection("events", {
       cursor: "id",
       nullable: true,
-      description: "The key's history, newest first. Admins and the partner's partnerAdmins; null for others.",
-      authScopes: (key) => ({ admin: true, partnerAdmin: key.partnerId }),
+      description: "The key's history, newest first. Staff and the partner's partnerAdmins (as auditEvents); null for others.",
+      authScopes: (key) => ({ staff: true, partnerAdmin: key.partnerId }),
       unauthorizedResolver: () => null,
       query: () => ({ orderBy: [{ createdAt: "desc" }, { id: "desc" }] }),
     }),
@@ -150,6 +150,20 @@ const CreateApiKeyInput = builder.inputType("CreateApiKeyInput", {
       .validate(z.array(z.string()).min(1, "At least one scope is required")),
     expiresAt: t
       .field({ type: "DateTime", required: false, description: "Must be in the future; none means never." })
+      .validate(storableDate.nullish()),
+  }),
+});
+
+const UpdateApiKeyInput = builder.inputType("UpdateApiKeyInput", {
+  description:
+    "Fields left out (or null, for keyName and scopes) are unchanged; expiresAt null means never. A partnerAdmin may only remove scopes; adding one needs an admin (FORBIDDEN otherwise).",
+  fields: (t) => ({
+    keyName: t.string({ required: false, description: "Unique within the partner." }).validate(keyName.nullish()),
+    scopes: t
+      .field({ type: [ApiKeyScope], required: false, description: "The key's whole new set; at least one." })
+      .validate(z.array(z.string()).min(1, "At least one scope is required").nullish()),
+    expiresAt: t
+      .field({ type: "DateTime", required: false, description: "Must be in the future; null means never." })
       .validate(storableDate.nullish()),
   }),
 });
@@ -313,6 +327,54 @@ builder.mutationFields((t) => ({
     authScopes: (_root, args, ctx) => keyWriters(ctx, args.id.id),
     resolve: async (query, _root, args, ctx) => {
       await ctx.services.apiKeys.revoke(args.id.id, actingUserId(ctx));
+      return ctx.prisma.apiKey.findUniqueOrThrow({ ...query, where: { id: args.id.id } });
+    },
+  }),
+
+  updateApiKey: t.prismaField({
+    type: APIKey,
+    description:
+      "Renames a key, changes its scopes or its expiry, effective from the next verification on every instance. " +
+      "Admins may change anything; a partnerAdmin of the key's active partner may only remove scopes. A revoked key cannot change (CONFLICT).",
+    args: {
+      id: t.arg.globalID({ for: APIKey, required: true }),
+      input: t.arg({ type: UpdateApiKeyInput, required: true }),
+    },
+    authScopes: (_root, args, ctx) => keyWriters(ctx, args.id.id),
+    resolve: async (query, _root, { id, input }, ctx) => {
+      await ctx.services.apiKeys.update(
+        id.id,
+        {
+          keyName: input.keyName ?? undefined,
+          scopes: input.scopes ?? undefined,
+          expiresAt: input.expiresAt === undefined ? undefined : input.expiresAt,
+        },
+        { userId: actingUserId(ctx), mayWidenScopes: admits("admin", ctx) },
+      );
+      return ctx.prisma.apiKey.findUniqueOrThrow({ ...query, where: { id: id.id } });
+    },
+  }),
+
+  disableApiKey: t.prismaField({
+    type: APIKey,
+    description:
+      "Disables a key until enabled again: it verifies as DISABLED and its usage is rejected (KEY_DISABLED), from the next " +
+      "verification on, on every instance. Disabling twice is harmless; a revoked key is a CONFLICT.",
+    args: { id: t.arg.globalID({ for: APIKey, required: true }) },
+    authScopes: (_root, args, ctx) => keyWriters(ctx, args.id.id),
+    resolve: async (query, _root, args, ctx) => {
+      await ctx.services.apiKeys.disable(args.id.id, actingUserId(ctx));
+      return ctx.prisma.apiKey.findUniqueOrThrow({ ...query, where: { id: args.id.id } });
+    },
+  }),
+
+  enableApiKey: t.prismaField({
+    type: APIKey,
+    description: "Lets a disabled key verify again. Revocation is final: enabling a revoked key is a CONFLICT.",
+    args: { id: t.arg.globalID({ for: APIKey, required: true }) },
+    authScopes: (_root, args, ctx) => keyWriters(ctx, args.id.id),
+    resolve: async (query, _root, args, ctx) => {
+      await ctx.services.apiKeys.enable(args.id.id, actingUserId(ctx));
       return ctx.prisma.apiKey.findUniqueOrThrow({ ...query, where: { id: args.id.id } });
     },
   }),

@@ -39,7 +39,7 @@ export const docPolicy = {
 };
 
 /** Scopes that may edit, publish or delete the doc with this id: admin, or the support member who owns it. */
-async function docWriteScopes(docId: string, ctx: Context) {
+export async function docWriteScopes(docId: string, ctx: Context) {
   if (!admits("staff", ctx)) return { admin: true };
   const doc = await ctx.prisma.developerDoc.findUnique({ where: { id: docId }, select: { ownerId: true } });
   return doc && doc.ownerId === ctx.viewer?.id ? { staff: true } : { admin: true };
@@ -81,6 +81,7 @@ const TITLE_MAX = 200;
 const SLUG_MAX = 100;
 // Markdown pages stay well under the 1 MiB request limit.
 const CONTENT_MAX = 200_000;
+const NOTE_MAX = 2_000;
 
 const title = z.string().trim().min(1, "Title is required").max(TITLE_MAX, `Title must be at most ${TITLE_MAX} characters`);
 const slug = z
@@ -88,7 +89,7 @@ const slug = z
   .max(SLUG_MAX, `Slug must be at most ${SLUG_MAX} characters`)
   .regex(/^[a-z0-9]+(?:-[a-z0-9]+)*$/, "Slug must be lower-case kebab-case, e.g. getting-started");
 const content = z.string().max(CONTENT_MAX, `Content must be at most ${CONTENT_MAX} characters`);
-const apiVersion = z
+export const apiVersion = z
   .string()
   .max(10, "apiVersion must be v<major> or YYYY-MM-DD")
   .refine(isApiVersion, "apiVersion must be v<major> (e.g. v1) or a date YYYY-MM-DD (e.g. 2026-11-01)");
@@ -261,18 +262,27 @@ builder.mutationFields((t) => ({
         content: input.content ?? undefined,
         apiVersion: input.apiVersion ?? undefined,
         partnerId: input.partnerId === undefined ? undefined : (input.partnerId?.id ?? null),
-      });
+      }, ctx.viewer?.id ?? null);
       return ctx.prisma.developerDoc.findUniqueOrThrow({ ...query, where: { id: id.id } });
     },
   }),
 
   publishDeveloperDoc: t.prismaField({
     type: "DeveloperDoc",
-    description: "Admin, or the support member who owns the doc. Publishing a published doc changes nothing.",
-    args: { id: t.arg.globalID({ for: DeveloperDoc }) },
+    description:
+      "Admin, or the support member who owns the doc. Publishes a draft, or announces the changes made to a published doc, " +
+      "as a changelog entry with the optional note. Publishing a published doc whose title and content did not change since changes nothing.",
+    args: {
+      id: t.arg.globalID({ for: DeveloperDoc }),
+      note: t.arg.string({
+        required: false,
+        description: "What changed, for the changelog (plain text).",
+        validate: z.string().trim().max(NOTE_MAX, `Note must be at most ${NOTE_MAX} characters`),
+      }),
+    },
     authScopes: (_root, { id }, ctx) => docWriteScopes(id.id, ctx),
-    resolve: async (query, _root, { id }, ctx) => {
-      await ctx.services.developerDocs.publish(id.id);
+    resolve: async (query, _root, { id, note }, ctx) => {
+      await ctx.services.developerDocs.publish(id.id, { actorUserId: ctx.viewer?.id ?? null, note: note?.trim() || null });
       return ctx.prisma.developerDoc.findUniqueOrThrow({ ...query, where: { id: id.id } });
     },
   }),
@@ -283,7 +293,7 @@ builder.mutationFields((t) => ({
     args: { id: t.arg.globalID({ for: DeveloperDoc }) },
     authScopes: (_root, { id }, ctx) => docWriteScopes(id.id, ctx),
     resolve: async (query, _root, { id }, ctx) => {
-      await ctx.services.developerDocs.unpublish(id.id);
+      await ctx.services.developerDocs.unpublish(id.id, ctx.viewer?.id ?? null);
       return ctx.prisma.developerDoc.findUniqueOrThrow({ ...query, where: { id: id.id } });
     },
   }),
@@ -293,7 +303,7 @@ builder.mutationFields((t) => ({
     args: { id: t.arg.globalID({ for: DeveloperDoc }) },
     authScopes: (_root, { id }, ctx) => docWriteScopes(id.id, ctx),
     resolve: async (_root, { id }, ctx) => {
-      await ctx.services.developerDocs.delete(id.id);
+      await ctx.services.developerDocs.delete(id.id, ctx.viewer?.id ?? null);
       return { type: DeveloperDoc, id: id.id };
     },
   }),

@@ -7,6 +7,7 @@ import "./api-key.js";
 import "./audit-event.js";
 import "./service-credential.js";
 import "./developer-doc.js";
+import "./doc-history.js";
 import "./usage-log.js";
 
 /** The whole API. Each module registers its types and fields when imported above. */

@@ -156,7 +156,7 @@ builder.mutationFields((t) => ({
         name: input.name,
         supportTier: input.supportTier ?? undefined,
         status: input.status ?? undefined,
-      });
+      }, ctx.viewer?.id ?? null);
       return ctx.prisma.partnerOrganization.findUniqueOrThrow({ ...query, where: { id } });
     },
   }),
@@ -181,7 +181,7 @@ builder.mutationFields((t) => ({
         status: input.status ?? undefined,
         supportTier: input.supportTier ?? undefined,
         primaryContactId: input.primaryContactId === undefined ? undefined : (input.primaryContactId?.id ?? null),
-      });
+      }, ctx.viewer?.id ?? null);
       return ctx.prisma.partnerOrganization.findUniqueOrThrow({ ...query, where: { id: id.id } });
     },
   }),

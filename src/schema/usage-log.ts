@@ -87,6 +87,7 @@ const UsageRejectionCode = builder.enumType("UsageRejectionCode", {
     KEY_EXPIRED: { description: "The key expired, or the secret was replaced by a rotation and its grace ended." },
     PARTNER_SUSPENDED: { description: "The key's partner is suspended." },
     INVALID_EVENT: { description: "The event itself is malformed; the message says how." },
+    KEY_DISABLED: { description: "The key is disabled; it is accepted again once enabled." },
   } satisfies Record<(typeof USAGE_REJECTION_CODES)[number], { description: string }>,
 });
 

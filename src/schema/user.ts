@@ -242,7 +242,7 @@ builder.mutationFields((t) => ({
       "Admin only. Staff roles need a user without a partner, partnerAdmin one with a partner (BAD_USER_INPUT otherwise); demoting the last admin is a CONFLICT.",
     args: { userId: t.arg.globalID({ for: User }), role: t.arg({ type: Role }) },
     resolve: async (query, _root, { userId, role }, ctx) => {
-      await ctx.services.userRights.setRole(userId.id, role);
+      await ctx.services.userRights.setRole(userId.id, role, ctx.viewer.id);
       return ctx.prisma.user.findUniqueOrThrow({ ...query, where: { id: userId.id } });
     },
   }),
@@ -256,7 +256,7 @@ builder.mutationFields((t) => ({
       partnerId: t.arg.globalID({ for: PartnerOrganization, required: false }),
     },
     resolve: async (query, _root, args, ctx) => {
-      await ctx.services.userRights.setPartner(args.userId.id, args.partnerId?.id ?? null);
+      await ctx.services.userRights.setPartner(args.userId.id, args.partnerId?.id ?? null, ctx.viewer.id);
       return ctx.prisma.user.findUniqueOrThrow({ ...query, where: { id: args.userId.id } });
     },
   }),

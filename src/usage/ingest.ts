@@ -26,6 +26,7 @@ export const MAX_REQUEST_COUNT = 1_000_000;
  * Why an event was left out of an otherwise accepted batch:
  *   UNKNOWN_KEY        no key has that id or secret (or the secret is malformed)
  *   KEY_REVOKED        the key was revoked
+ *   KEY_DISABLED       the key is disabled (until enabled again)
  *   KEY_EXPIRED        the key expired, or the secret is one a rotation replaced and its grace ended
  *   PARTNER_SUSPENDED  the key's partner is suspended
  *   INVALID_EVENT      the event itself is malformed (see its message)
@@ -36,6 +37,7 @@ export const USAGE_REJECTION_CODES = [
   "KEY_EXPIRED",
   "PARTNER_SUSPENDED",
   "INVALID_EVENT",
+  "KEY_DISABLED",
 ] as const;
 export type UsageRejectionCode = (typeof USAGE_REJECTION_CODES)[number];
 
@@ -93,6 +95,7 @@ type ResolvedKey =
 
 const VERIFIER_REJECTION: Partial<Record<VerificationCode, UsageRejectionCode>> = {
   REVOKED: "KEY_REVOKED",
+  DISABLED: "KEY_DISABLED",
   EXPIRED: "KEY_EXPIRED",
   PARTNER_SUSPENDED: "PARTNER_SUSPENDED",
 };
@@ -140,6 +143,7 @@ const rejection = (code: UsageRejectionCode): ResolvedKey => ({ ok: false, code,
 const REJECTION_MESSAGE: Record<UsageRejectionCode, string> = {
   UNKNOWN_KEY: "No API key has that id or secret",
   KEY_REVOKED: "The API key was revoked",
+  KEY_DISABLED: "The API key is disabled",
   KEY_EXPIRED: "The API key (or this secret, replaced by a rotation) has expired",
   PARTNER_SUSPENDED: "The API key's partner is suspended",
   INVALID_EVENT: "The event is invalid",

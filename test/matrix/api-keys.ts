@@ -123,7 +123,7 @@ const rows: MatrixRow[] = [
   {
     field: "APIKey.events",
     case: "partner A's key's history",
-    allow: writersA,
+    allow: [...staff, "partnerAdminA"],
     operation: async (world) => ({
       query: `query ($id: ID!) { apiKey(id: $id) { events { edges { node { id action } } } } }`,
       variables: { id: (await readKeysOf(world)).a.globalId },
