@@ -44,6 +44,9 @@ export const REST_ROUTES: Readonly<Record<string, RestRoute>> = {
   "Mutation.createApiKey": route("POST", "/api-keys", "API keys", created),
   "Mutation.rotateApiKey": route("POST", "/api-keys/:id/rotate", "API keys"),
   "Mutation.revokeApiKey": route("POST", "/api-keys/:id/revoke", "API keys"),
+  "Mutation.updateApiKey": route("PATCH", "/api-keys/:id", "API keys"),
+  "Mutation.disableApiKey": route("POST", "/api-keys/:id/disable", "API keys"),
+  "Mutation.enableApiKey": route("POST", "/api-keys/:id/enable", "API keys"),
 
   // The secret travels in the body: query strings end up in access logs.
   "Query.verifyApiKey": route("POST", "/api-keys/verify", "Gateway"),
@@ -63,6 +66,9 @@ export const REST_ROUTES: Readonly<Record<string, RestRoute>> = {
   "Mutation.deleteDeveloperDoc": route("DELETE", "/developer-docs/:id", "Developer docs"),
   "Mutation.publishDeveloperDoc": route("POST", "/developer-docs/:id/publish", "Developer docs"),
   "Mutation.unpublishDeveloperDoc": route("POST", "/developer-docs/:id/unpublish", "Developer docs"),
+  "Query.changelog": route("GET", "/changelog", "Developer docs", anyone),
+
+  "Query.auditEvents": route("GET", "/audit-events", "Audit log"),
 
   "Query.node": route("GET", "/nodes/:id", "Nodes"),
   "Query.nodes": route("GET", "/nodes", "Nodes"),
