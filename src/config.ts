@@ -26,6 +26,12 @@ const trustProxy = z.string().transform((value, ctx): TrustProxy => {
   }
 });
 
+/** A link with `{token}` where the one-time token goes, e.g. `https://portal.example.com/invite?token={token}`. */
+const linkTemplate = z
+  .string()
+  .refine((value) => value.includes("{token}"), "must contain {token}")
+  .refine((value) => URL.canParse(value.replace("{token}", "t")), "must be a URL");
+
 const envSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(4000),
   HOST: z.string().min(1).default("0.0.0.0"),
@@ -55,6 +61,8 @@ const envSchema = z.object({
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).default(10_000),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),
   CORS_ORIGINS: z.string().default("*").transform(parseCorsOrigins),
+  INVITATION_URL_TEMPLATE: linkTemplate.optional(),
+  PASSWORD_RESET_URL_TEMPLATE: linkTemplate.optional(),
 });
 
 /**
@@ -95,6 +103,8 @@ export interface Config {
   logLevel: Env["LOG_LEVEL"];
   /** Origins whose pages may call the API from a browser (never with credentials); "*" for any. */
   corsOrigins: "*" | string[];
+  /** Templates of the links invitations and password resets answer (`{token}` replaced); none: the token alone. */
+  links: { invitation: string | undefined; passwordReset: string | undefined };
 }
 
 export class ConfigError extends Error {}
@@ -134,5 +144,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     logLevel: e.LOG_LEVEL,
     corsOrigins: e.CORS_ORIGINS,
+    links: { invitation: e.INVITATION_URL_TEMPLATE, passwordReset: e.PASSWORD_RESET_URL_TEMPLATE },
   };
 }

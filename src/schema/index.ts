@@ -8,6 +8,7 @@ import "./audit-event.js";
 import "./service-credential.js";
 import "./developer-doc.js";
 import "./usage-log.js";
+import "./onboarding.js";
 
 /** The whole API. Each module registers its types and fields when imported above. */
 export function buildSchema() {

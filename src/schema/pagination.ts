@@ -86,3 +86,17 @@ function decodeCursor(list: string, cursor: string): { time: Date; id: string } 
   if (!match || match[1] !== list) throw badInput("The cursor is not one this list gave");
   return { time: new Date(Number(match[2])), id: match[3]! };
 }
+
+/**
+ * A connection whose `totalCount` is counted only when asked for, with the same `where` as its
+ * page (so a count never includes rows the viewer may not see).
+ */
+export interface CountedConnection {
+  totalCount: () => Promise<number>;
+}
+
+/** Memoises a count, so `totalCount` and a flag derived from it run one statement. */
+export function once<T>(compute: () => Promise<T>): () => Promise<T> {
+  let result: Promise<T> | undefined;
+  return () => (result ??= compute());
+}
