@@ -106,7 +106,7 @@ builder.queryFields((t) => ({
       type: "User",
       cursor: "id",
       description:
-        "The user directory, ordered by username: every user for staff, their own partner's members for a partnerAdmin, nobody for anyone else.",
+        "The user directory, ordered by username (ignoring case): every user for staff, their own partner's members for a partnerAdmin, nobody for anyone else.",
       authScopes: { signedIn: true },
       args: {
         search: t.arg.string({
@@ -119,7 +119,11 @@ builder.queryFields((t) => ({
       },
       totalCount: (_connection, args, ctx) => ctx.prisma.user.count({ where: directoryWhere(ctx, args) }),
       resolve: (query, _root, args, ctx) =>
-        ctx.prisma.user.findMany({ ...query, where: directoryWhere(ctx, args), orderBy: [{ username: "asc" }, { id: "asc" }] }),
+        ctx.prisma.user.findMany({
+          ...query,
+          where: directoryWhere(ctx, args),
+          orderBy: [{ usernameLower: "asc" }, { id: "asc" }],
+        }),
     },
     { description: "A page of users." },
   ),
