@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { INVITATION_TTL_MS, PASSWORD_RESET_TTL_MS } from "../src/domain/invitations.js";
 import { SESSION_ENDED_CLOSE_CODE } from "../src/http/websocket.js";
+import { seedDemoData } from "../src/seed.js";
 import { createWorld, type World } from "./support/matrix.js";
 import { errorCodes, startTestServer, type TestServer } from "./support/server.js";
 import { createUser, TEST_PASSWORD } from "./support/users.js";
@@ -292,5 +293,25 @@ describe("password resets", () => {
       clockOffsetMs = 0;
     }
     expect(errorCodes(await server.gql(CREATE_RESET, { userId: world.globalId("User", "00000000-0000-7000-8000-000000000000") }, admin))).toEqual(["NOT_FOUND"]);
+  });
+});
+
+describe("the demo seed", () => {
+  it("onboards every demo partner with its partnerAdmin as primary contact", async () => {
+    const seeded = await startTestServer();
+    try {
+      const demo = await seedDemoData(seeded.app.services, { password: "demo password long enough" });
+      const partners = await seeded.app.services.prisma.partnerOrganization.findMany({ include: { primaryContact: true } });
+      expect(partners.length).toBeGreaterThan(0);
+      for (const partner of partners) {
+        expect(partner.primaryContact).toMatchObject({ role: "partnerAdmin", partnerId: partner.id });
+        expect(demo.accounts).toContainEqual(
+          expect.objectContaining({ username: partner.primaryContact!.username, role: "partnerAdmin", partner: partner.name }),
+        );
+      }
+      expect(await seeded.app.services.prisma.auditEvent.count({ where: { action: "partnerCreated" } })).toBe(partners.length);
+    } finally {
+      await seeded.close();
+    }
   });
 });
