@@ -108,7 +108,7 @@ describe("createPartner with a primary contact", () => {
 
   it("moves an existing developer with no partner in, ending their sessions, with no invitation", async () => {
     const dev = await createUser(server, "lone-dev");
-    const socket = server.ws({ lazy: false, connectionParams: { authorization: `Bearer ${dev.token}` } });
+    const socket = server.ws({ lazy: false, onNonLazyError: () => {}, connectionParams: { authorization: `Bearer ${dev.token}` } });
     await new Promise<void>((resolve) => socket.on("connected", () => resolve()));
     const closed = new Promise<number>((resolve) => socket.on("closed", (event) => resolve((event as CloseEvent).code)));
 
@@ -257,7 +257,7 @@ describe("invitations", () => {
 describe("password resets", () => {
   it("an admin's one-time link sets a new password and ends every session of the user", async () => {
     const user = await createUser(server, "forgetful", "developer", world.partnerB.id);
-    const socket = server.ws({ lazy: false, connectionParams: { authorization: `Bearer ${user.token}` } });
+    const socket = server.ws({ lazy: false, onNonLazyError: () => {}, connectionParams: { authorization: `Bearer ${user.token}` } });
     await new Promise<void>((resolve) => socket.on("connected", () => resolve()));
     const closed = new Promise<number>((resolve) => socket.on("closed", (event) => resolve((event as CloseEvent).code)));
 
