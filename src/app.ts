@@ -91,7 +91,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     apiKeys: createApiKeys({ prisma, verifier: apiKeyVerifier, pubsub, hashKey, environment, now }),
     userRights: createUserRights({ prisma, sessions }),
     partners: createPartners({ prisma, verifier: apiKeyVerifier, pubsub, sessions, hashKey, environment, now }),
-    invitations: createInvitations({ prisma, sessions, hashKey, environment, now }),
+    invitations: createInvitations({ prisma, sessions, pubsub, hashKey, environment, now }),
     developerDocs: createDeveloperDocs({ prisma, pubsub, now }),
     serviceCredentials: createServiceCredentials({ prisma, pubsub, hashKey, environment, now }),
     links: config.links,

@@ -3,6 +3,7 @@ import { INVITATION_TTL_MS, PASSWORD_RESET_TTL_MS } from "../src/domain/invitati
 import { SESSION_ENDED_CLOSE_CODE } from "../src/http/websocket.js";
 import { seedDemoData } from "../src/seed.js";
 import { createWorld, type World } from "./support/matrix.js";
+import { sseStream } from "./support/streams.js";
 import { errorCodes, startTestServer, type TestServer } from "./support/server.js";
 import { createUser, TEST_PASSWORD } from "./support/users.js";
 
@@ -203,6 +204,27 @@ describe("invitations", () => {
       partner: { id: world.partnerA.globalId },
     });
     expect(await auditActions(world.partnerA.id)).toEqual(expect.arrayContaining(["invitationCreated", "invitationAccepted"]));
+  });
+
+  it("a partner's @live member list shows the invitee once they accept", async () => {
+    const live = sseStream(
+      server.url,
+      `query ($id: ID!) @live { partner(id: $id) { id members { totalCount } } }`,
+      { id: world.partnerB.globalId },
+      world.users.partnerAdminB.token,
+    );
+    try {
+      const first = await live.next();
+      const before = (first!.data as { partner: { members: { totalCount: number } } }).partner.members.totalCount;
+      const { token } = data(
+        await server.gql(INVITE, { email: "live-joiner@example.test", role: "developer", partnerId: world.partnerB.globalId }, admin),
+      ).inviteUser;
+      data(await server.gql(ACCEPT, { token, username: "live-joiner", password: NEW_PASSWORD }));
+      const next = await live.next();
+      expect((next!.data as { partner: { members: { totalCount: number } } }).partner.members.totalCount).toBe(before + 1);
+    } finally {
+      live.close();
+    }
   });
 
   it("refuses what a partnerAdmin may not grant, a registered email, and a role that does not fit the partner", async () => {

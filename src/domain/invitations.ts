@@ -4,6 +4,8 @@ import type { Sessions } from "../auth/sessions.js";
 import type { Prisma, PrismaClient } from "../db/index.js";
 import { badInput, conflict, isUniqueViolation, notFound } from "../errors.js";
 import type { Role } from "../generated/prisma/enums.js";
+import { invalidateLive, liveKey } from "../realtime/live.js";
+import type { AppPubSub } from "../realtime/pubsub.js";
 import { recordAudit } from "./audit.js";
 import { roleAndPartnerProblem } from "./roles.js";
 
@@ -96,6 +98,7 @@ function violatedField(error: unknown): "username" | "email" {
 export function createInvitations(options: {
   prisma: PrismaClient;
   sessions: Pick<Sessions, "endAll">;
+  pubsub: AppPubSub;
   hashKey: Uint8Array;
   environment: SecretEnvironment;
   now: () => Date;
@@ -123,8 +126,9 @@ export function createInvitations(options: {
 
     async accept(input) {
       const hash = tokenHash(input.token, "ppi");
+      let joined: { userId: string; partnerId: string | null };
       try {
-        return await prisma.$transaction(async (tx) => {
+        joined = await prisma.$transaction(async (tx) => {
           const at = now();
           const [invitation] = await tx.invitation.updateManyAndReturn({
             where: { tokenHash: hash, usedAt: null, expiresAt: { gt: at } },
@@ -157,12 +161,15 @@ export function createInvitations(options: {
             partnerId: user.partnerId,
             detail: { invitationId: invitation.id, userId: user.id },
           });
-          return { userId: user.id };
+          return { userId: user.id, partnerId: user.partnerId };
         });
       } catch (error) {
         if (isUniqueViolation(error)) throw takenError(violatedField(error));
         throw error;
       }
+      // A partner's `@live` member lists show the new member.
+      if (joined.partnerId) invalidateLive(options.pubsub, [liveKey("PartnerOrganization", joined.partnerId)]);
+      return { userId: joined.userId };
     },
 
     async createPasswordReset(input) {
