@@ -6,7 +6,7 @@ import { storableDate } from "../db/dates.js";
 import { MAX_GRACE_PERIOD_SECONDS } from "../domain/api-keys.js";
 import type { User as UserRow } from "../generated/prisma/client.js";
 import { builder } from "./builder.js";
-import { newestFirstPage, type CountedConnection } from "./pagination.js";
+import { newestFirstPage } from "./pagination.js";
 import { unauthenticated } from "../errors.js";
 import { readPolicy } from "./access.js";
 import { PartnerOrganization } from "./partner.js";
@@ -232,7 +232,7 @@ builder.queryFields((t) => ({
       fields: (t) => ({
         totalCount: t.int({
           description: "How many keys match, all pages together (only those the viewer may read).",
-          resolve: (connection) => (connection as unknown as CountedConnection).totalCount(),
+          resolve: (connection) => connection.totalCount(),
         }),
       }),
     },

@@ -87,14 +87,6 @@ function decodeCursor(list: string, cursor: string): { time: Date; id: string } 
   return { time: new Date(Number(match[2])), id: match[3]! };
 }
 
-/**
- * A connection whose `totalCount` is counted only when asked for, with the same `where` as its
- * page (so a count never includes rows the viewer may not see).
- */
-export interface CountedConnection {
-  totalCount: () => Promise<number>;
-}
-
 /** Memoises a count, so `totalCount` and a flag derived from it run one statement. */
 export function once<T>(compute: () => Promise<T>): () => Promise<T> {
   let result: Promise<T> | undefined;
