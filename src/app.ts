@@ -10,6 +10,7 @@ import type { Config } from "./config.js";
 import { openDatabase, type Database } from "./db/index.js";
 import { createApiKeys } from "./domain/api-keys.js";
 import { createDeveloperDocs } from "./domain/developer-docs.js";
+import { createInvitations } from "./domain/invitations.js";
 import { createPartners } from "./domain/partners.js";
 import { createServiceCredentials } from "./domain/service-credentials.js";
 import { createUserRights } from "./domain/users.js";
@@ -130,9 +131,11 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     usage,
     apiKeys: createApiKeys({ prisma, verifier: apiKeyVerifier, pubsub, hashKey, environment, now }),
     userRights: createUserRights({ prisma, sessions, pubsub }),
-    partners: createPartners({ prisma, verifier: apiKeyVerifier, pubsub }),
+    partners: createPartners({ prisma, verifier: apiKeyVerifier, pubsub, sessions, hashKey, environment, now }),
+    invitations: createInvitations({ prisma, sessions, pubsub, hashKey, environment, now }),
     developerDocs: createDeveloperDocs({ prisma, pubsub, now }),
     serviceCredentials: createServiceCredentials({ prisma, pubsub, hashKey, environment, now }),
+    links: config.links,
   };
   const authenticate = createBearerAuth({ sessions, serviceCredentials: credentialAuth });
 

@@ -26,6 +26,12 @@ const trustProxy = z.string().transform((value, ctx): TrustProxy => {
   }
 });
 
+/** A link with `{token}` where the one-time token goes, e.g. `https://portal.example.com/invite?token={token}`. */
+const linkTemplate = z
+  .string()
+  .refine((value) => value.includes("{token}"), "must contain {token}")
+  .refine((value) => URL.canParse(value.replace("{token}", "t")), "must be a URL");
+
 const envSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(4000),
   HOST: z.string().min(1).default("0.0.0.0"),
@@ -65,6 +71,8 @@ const envSchema = z.object({
   CORS_ORIGINS: z.string().default("*").transform(parseCorsOrigins),
   PERSISTED_OPERATIONS_FILE: z.string().min(1).optional(),
   PERSISTED_OPERATIONS_ONLY: booleanFlag.default(false),
+  INVITATION_URL_TEMPLATE: linkTemplate.optional(),
+  PASSWORD_RESET_URL_TEMPLATE: linkTemplate.optional(),
 });
 
 /**
@@ -114,6 +122,8 @@ export interface Config {
    * with `only`, nothing else runs.
    */
   persistedOperations: { file: string | undefined; only: boolean };
+  /** Templates of the links invitations and password resets answer (`{token}` replaced); none: the token alone. */
+  links: { invitation: string | undefined; passwordReset: string | undefined };
 }
 
 /**
@@ -183,5 +193,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     metrics: { token: e.METRICS_TOKEN, port: e.METRICS_PORT },
     corsOrigins: e.CORS_ORIGINS,
     persistedOperations: { file: e.PERSISTED_OPERATIONS_FILE, only: e.PERSISTED_OPERATIONS_ONLY },
+    links: { invitation: e.INVITATION_URL_TEMPLATE, passwordReset: e.PASSWORD_RESET_URL_TEMPLATE },
   };
 }

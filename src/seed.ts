@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { hashPassword } from "./auth/password.js";
 import type { PrismaClient } from "./db/index.js";
 import type { ApiKeys } from "./domain/api-keys.js";
+import type { Partners } from "./domain/partners.js";
 import type { HttpMethod, Role } from "./generated/prisma/enums.js";
 
 export interface DemoAccount {
@@ -40,7 +41,7 @@ const STATUSES = [200, 200, 200, 200, 201, 204, 304, 400, 401, 404, 429, 500, 50
 
 /** Wipes nothing: adds the demo organisations, people, keys, usage and docs. */
 export async function seedDemoData(
-  { prisma, apiKeys }: { prisma: PrismaClient; apiKeys: ApiKeys },
+  { prisma, apiKeys, partners }: { prisma: PrismaClient; apiKeys: ApiKeys; partners: Partners },
   options: SeedOptions = {},
 ): Promise<DemoSeed> {
   const password = options.password ?? generatePassword();
@@ -80,15 +81,18 @@ export async function seedDemoData(
 
   let sequence = 0;
   for (const spec of PARTNERS) {
-    const partner = await prisma.partnerOrganization.create({
-      data: { name: spec.name, supportTier: spec.supportTier, status: "active" },
+    // Onboarded as an admin would: the contact signs up as a developer, and createPartner moves
+    // them in as the partner's partnerAdmin and primary contact.
+    const partnerAdmin = await person(`${spec.slug}-admin`, "developer", null, spec.name);
+    accounts.at(-1)!.role = "partnerAdmin";
+    const partner = await partners.create({
+      name: spec.name,
+      supportTier: spec.supportTier,
+      status: "active",
+      primaryContact: { userId: partnerAdmin.id },
+      actorUserId: admin.id,
     });
-    const partnerAdmin = await person(`${spec.slug}-admin`, "partnerAdmin", partner.id, spec.name);
     await person(`${spec.slug}-dev`, "developer", partner.id, spec.name);
-    await prisma.partnerOrganization.update({
-      where: { id: partner.id },
-      data: { primaryContactId: partnerAdmin.id },
-    });
 
     for (const keyName of ["Production", "Staging"]) {
       // Issued as the partner's admin would issue it (its secret is not kept: nobody needs it).

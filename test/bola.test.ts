@@ -351,4 +351,53 @@ describe("partner B's history and audit trail", () => {
     const own = await ask("partnerAdminA", `{ auditEvents(first: 100) { edges { node { detail partner { id } user { id } apiKey { id } } } } }`);
     expectNothingOfB(own);
   });
+
+  it("invitations, password resets and partner creation cannot reach partner B's people", async () => {
+    const prisma = server.app.services.prisma;
+    const invite = await ask(
+      "partnerAdminA",
+      `mutation ($p: ID) { inviteUser(email: "spy@example.test", role: developer, partnerId: $p) { token } }`,
+      { p: world.partnerB.globalId },
+    );
+    expect(errorCodes(invite)).toEqual(["FORBIDDEN"]);
+    expect(await prisma.invitation.count({ where: { partnerId: world.partnerB.id } })).toBe(0);
+
+    for (const actor of attackers) {
+      const reset = await ask(actor, `mutation ($u: ID!) { createPasswordReset(userId: $u) { token } }`, {
+        u: world.users.developerB.globalId,
+      });
+      expect(errorCodes(reset)).toEqual([actor === "signedOut" ? "UNAUTHENTICATED" : "FORBIDDEN"]);
+      expectNothingOfB(reset);
+      const annex = await ask(
+        actor,
+        `mutation ($u: ID!) { createPartner(input: { name: "Annex", primaryContact: { userId: $u } }) { partner { id } } }`,
+        { u: world.users.partnerAdminB.globalId },
+      );
+      expect(errorCodes(annex)).toEqual([actor === "signedOut" ? "UNAUTHENTICATED" : "FORBIDDEN"]);
+      const handover = await ask(
+        actor,
+        `mutation ($u: ID!, $r: ID) { setUserRole(userId: $u, role: developer, replacementContactId: $r) { id } }`,
+        { u: world.users.partnerAdminB.globalId, r: world.users.partnerAdminA.globalId },
+      );
+      expect(errorCodes(handover)).toEqual([actor === "signedOut" ? "UNAUTHENTICATED" : "FORBIDDEN"]);
+    }
+    expect(await prisma.passwordReset.count({ where: { userId: world.users.developerB.id } })).toBe(0);
+    expect(await prisma.partnerOrganization.count({ where: { name: "Annex" } })).toBe(0);
+    expect(await prisma.user.findUniqueOrThrow({ where: { id: world.users.partnerAdminB.id } })).toMatchObject({
+      role: "partnerAdmin",
+      partnerId: world.partnerB.id,
+    });
+  });
+
+  it("the user directory neither lists nor counts partner B's people", async () => {
+    for (const actor of attackers.filter((actor) => actor !== "signedOut")) {
+      for (const search of ["m-developerb", "m-", "M-PARTNERADMINB@EXAMPLE"]) {
+        const response = await ask(actor, `query ($s: String) { users(search: $s) { totalCount edges { node { id email } } } }`, {
+          s: search,
+        });
+        expectNothingOfB(response);
+        if (search !== "m-") expect(response.data!.users.totalCount).toBe(0);
+      }
+    }
+  });
 });

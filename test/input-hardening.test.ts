@@ -338,7 +338,7 @@ function expectClientError(response: GraphQLResponse & { status?: number }, code
 
 describe("malformed input", () => {
   const SEARCH = `query ($s: String) { partners(search: $s) { totalCount } }`;
-  const CREATE_PARTNER = `mutation ($input: CreatePartnerInput!) { createPartner(input: $input) { id } }`;
+  const CREATE_PARTNER = `mutation ($input: CreatePartnerInput!) { createPartner(input: $input) { partner { id } } }`;
 
   it("nested 50,000 levels deep in variables is BAD_USER_INPUT, over HTTP and graphql-ws", async () => {
     const variables = [

@@ -19,14 +19,16 @@ const UPDATE = /* GraphQL */ `
   }
 `;
 const CREATE = /* GraphQL */ `
-  mutation Create($input: CreatePartnerInput!) { createPartner(input: $input) { id name status supportTier } }
+  mutation Create($input: CreatePartnerInput!) {
+    createPartner(input: $input) { partner { id name status supportTier primaryContact { username } } }
+  }
 `;
 const SET_ROLE = /* GraphQL */ `
   mutation SetRole($userId: ID!, $role: Role!) { setUserRole(userId: $userId, role: $role) { id role } }
 `;
 const SET_PARTNER = /* GraphQL */ `
-  mutation SetPartner($userId: ID!, $partnerId: ID) {
-    setUserPartner(userId: $userId, partnerId: $partnerId) { id partner { id } }
+  mutation SetPartner($userId: ID!, $partnerId: ID, $replacement: ID) {
+    setUserPartner(userId: $userId, partnerId: $partnerId, replacementContactId: $replacement) { id partner { id } }
   }
 `;
 
@@ -104,9 +106,16 @@ describe("partners query", () => {
 
 describe("createPartner", () => {
   it("creates an active, standard partner by default, and validates the name", async () => {
-    const created = await server.gql(CREATE, { input: { name: "  Initech  " } }, admin);
-    expect(created.data!.createPartner).toMatchObject({ name: "Initech", status: "active", supportTier: "standard" });
-    expect(errorCodes(await server.gql(CREATE, { input: { name: "   " } }, admin))).toEqual(["BAD_USER_INPUT"]);
+    const primaryContact = { email: "boss@initech.example", username: "initech-boss" };
+    const created = await server.gql(CREATE, { input: { name: "  Initech  ", primaryContact } }, admin);
+    expect(created.data!.createPartner.partner).toMatchObject({
+      name: "Initech",
+      status: "active",
+      supportTier: "standard",
+      primaryContact: { username: "initech-boss" },
+    });
+    const blank = { name: "   ", primaryContact: { email: "boss@blank.example", username: "blank-boss" } };
+    expect(errorCodes(await server.gql(CREATE, { input: blank }, admin))).toEqual(["BAD_USER_INPUT"]);
   });
 });
 
@@ -239,19 +248,26 @@ describe("setUserRole", () => {
 });
 
 describe("setUserPartner", () => {
-  it("moves a developer between partners, and leaving a partner ends being its primary contact", async () => {
+  it("moves a developer between partners; a primary contact leaves only by naming a replacement", async () => {
     const partner = await newPartner("Leavers Ltd");
     const dev = await createUser(server, "leaver", "developer", partner.id);
+    const stayer = await createUser(server, "stayer", "partnerAdmin", partner.id);
     await prisma().partnerOrganization.update({ where: { id: partner.id }, data: { primaryContactId: dev.id } });
+    const refused = await server.gql(SET_PARTNER, { userId: dev.globalId, partnerId: world.partnerB.globalId }, admin);
+    expect(errorCodes(refused)).toEqual(["CONFLICT"]);
 
     // A stream opened with the old rights must not outlive them.
     const socket = server.ws({ lazy: false, connectionParams: { authorization: `Bearer ${dev.token}` } });
     await new Promise<void>((resolve) => socket.on("connected", () => resolve()));
     const socketClosed = new Promise<number>((resolve) => socket.on("closed", (event) => resolve((event as CloseEvent).code)));
 
-    const moved = await server.gql(SET_PARTNER, { userId: dev.globalId, partnerId: world.partnerB.globalId }, admin);
+    const moved = await server.gql(
+      SET_PARTNER,
+      { userId: dev.globalId, partnerId: world.partnerB.globalId, replacement: stayer.globalId },
+      admin,
+    );
     expect(moved.data!.setUserPartner).toEqual({ id: dev.globalId, partner: { id: world.partnerB.globalId } });
-    expect((await prisma().partnerOrganization.findUniqueOrThrow({ where: { id: partner.id } })).primaryContactId).toBeNull();
+    expect((await prisma().partnerOrganization.findUniqueOrThrow({ where: { id: partner.id } })).primaryContactId).toBe(stayer.id);
     expect(await socketClosed).toBe(SESSION_ENDED_CLOSE_CODE);
     expect(errorCodes(await server.gql(PARTNERS, { first: 100 }, dev.token))).toEqual(["UNAUTHENTICATED"]);
 

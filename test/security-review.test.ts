@@ -189,7 +189,10 @@ describe("the gateway's service credential", () => {
       [`mutation ($id: ID!) { revokeApiKey(id: $id) { id } }`, { id: keyA.id }],
       [`mutation ($id: ID!) { rotateApiKey(id: $id, gracePeriodSeconds: 0) { secret } }`, { id: keyA.id }],
       [`mutation ($id: ID!) { updatePartner(id: $id, input: { name: "Gw" }) { id } }`, { id: world.partnerA.globalId }],
-      [`mutation { createPartner(input: { name: "Gw" }) { id } }`, {}],
+      [
+        `mutation { createPartner(input: { name: "Gw", primaryContact: { email: "gw@example.test", username: "gw-contact" } }) { partner { id } } }`,
+        {},
+      ],
       [`mutation { createServiceCredential(name: "second-gw") { secret } }`, {}],
       [
         `mutation { createDeveloperDoc(input: { title: "t", slug: "gw-doc", content: "c", apiVersion: "v1" }) { id } }`,

@@ -3,14 +3,15 @@ import { crc32 } from "node:zlib";
 
 /**
  * Secret format, after GitHub's tokens: `<kind>_<environment>_<random><checksum>`.
- *   kind         `ppk` (partner API key) or `pps` (service credential)
+ *   kind         `ppk` (partner API key), `pps` (service credential), `ppi` (invitation) or
+ *                `ppr` (password reset)
  *   environment  `live` or `test`
  *   random       32 base62 characters from a CSPRNG (~190 bits)
  *   checksum     CRC32 of everything before it, 6 base62 characters
  * The fixed prefix lets secret scanners find leaked keys; the checksum rejects typos and
  * random strings without a database lookup.
  */
-export type SecretKind = "ppk" | "pps";
+export type SecretKind = "ppk" | "pps" | "ppi" | "ppr";
 export type SecretEnvironment = "live" | "test";
 
 const BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
@@ -18,7 +19,7 @@ const RANDOM_LENGTH = 32;
 const CHECKSUM_LENGTH = 6;
 /** How many characters of the random part `tokenPrefix` shows, enough to tell keys apart in a list. */
 const VISIBLE_RANDOM_CHARS = 8;
-const FORMAT = /^(ppk|pps)_(live|test)_([0-9A-Za-z]{38})$/;
+const FORMAT = /^(ppk|pps|ppi|ppr)_(live|test)_([0-9A-Za-z]{38})$/;
 
 function randomBase62(length: number): string {
   let out = "";

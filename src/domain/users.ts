@@ -1,5 +1,5 @@
 import type { Sessions } from "../auth/sessions.js";
-import type { PrismaClient } from "../db/index.js";
+import type { Prisma, PrismaClient } from "../db/index.js";
 import { badInput, conflict, notFound } from "../errors.js";
 import type { Role } from "../generated/prisma/enums.js";
 import { invalidateLive } from "../realtime/live.js";
@@ -8,10 +8,46 @@ import { recordAudit } from "./audit.js";
 import { roleAndPartnerProblem } from "./roles.js";
 
 export interface UserRights {
-  /** Changes a user's role; there is always at least one admin. */
-  setRole(userId: string, role: Role, actorUserId: string | null): Promise<void>;
-  /** Moves a user into a partner, or out of any (null); leaving a partner stops being its primary contact. */
-  setPartner(userId: string, partnerId: string | null, actorUserId: string | null): Promise<void>;
+  /**
+   * Changes a user's role (an audit event names the change); there is always at least one admin. A partner's primary contact who
+   * stops being a partnerAdmin hands the role to `replacementContactId` (CONFLICT without one).
+   */
+  setRole(userId: string, role: Role, actorUserId: string | null, replacementContactId?: string | null): Promise<void>;
+  /**
+   * Moves a user into a partner, or out of any (null). A primary contact who leaves their partner
+   * hands the role to `replacementContactId` (CONFLICT without one).
+   */
+  setPartner(userId: string, partnerId: string | null, actorUserId: string | null, replacementContactId?: string | null): Promise<void>;
+}
+
+/**
+ * A partner always has a primary contact: when the user is one and is about to stop being a
+ * partnerAdmin of it, another partnerAdmin of the same partner takes over in the same transaction.
+ */
+async function handOverContact(
+  tx: Prisma.TransactionClient,
+  user: { id: string; partnerId: string | null },
+  replacementContactId: string | null | undefined,
+) {
+  if (!user.partnerId) return;
+  const partner = await tx.partnerOrganization.findFirst({
+    where: { id: user.partnerId, primaryContactId: user.id },
+    select: { id: true },
+  });
+  if (!partner) return;
+  if (!replacementContactId) {
+    throw conflict("This user is the partner's primary contact: name a replacementContactId", {
+      field: "replacementContactId",
+    });
+  }
+  const [replacement] = await tx.$queryRaw<Array<{ role: Role; partnerId: string | null }>>`
+    SELECT role::text AS role, "partnerId" FROM "User" WHERE id = ${replacementContactId} FOR UPDATE`;
+  if (replacementContactId === user.id || replacement?.role !== "partnerAdmin" || replacement.partnerId !== partner.id) {
+    throw badInput("replacementContactId: must be another partnerAdmin of the same partner", {
+      issues: [{ path: ["replacementContactId"], message: "Not another partnerAdmin of this partner" }],
+    });
+  }
+  await tx.partnerOrganization.update({ where: { id: partner.id }, data: { primaryContactId: replacementContactId }, select: { id: true } });
 }
 
 /**
@@ -24,7 +60,7 @@ export function createUserRights(options: { prisma: PrismaClient; sessions: Pick
   // `@live` audit logs re-run on every instance.
   const changed = () => invalidateLive(options.pubsub, ["Query.auditEvents"]);
   return {
-    async setRole(userId, role, actorUserId) {
+    async setRole(userId, role, actorUserId, replacementContactId) {
       await prisma.$transaction(async (tx) => {
         // Locking every admin row serialises concurrent demotions, so two admins demoting each
         // other at once cannot leave none.
@@ -35,6 +71,9 @@ export function createUserRights(options: { prisma: PrismaClient; sessions: Pick
         if (problem) throw problem;
         if (user.role === "admin" && role !== "admin" && (await tx.user.count({ where: { role: "admin" } })) <= 1) {
           throw conflict("The last admin cannot be demoted", { field: "role" });
+        }
+        if (user.role === "partnerAdmin" && role !== "partnerAdmin") {
+          await handOverContact(tx, { id: userId, partnerId: user.partnerId }, replacementContactId);
         }
         await tx.user.update({ where: { id: userId }, data: { role }, select: { id: true } });
         if (user.role !== role) {
@@ -51,7 +90,7 @@ export function createUserRights(options: { prisma: PrismaClient; sessions: Pick
       changed();
     },
 
-    async setPartner(userId, partnerId, actorUserId) {
+    async setPartner(userId, partnerId, actorUserId, replacementContactId) {
       await prisma.$transaction(async (tx) => {
         const [user] = await tx.$queryRaw<Array<{ role: Role; partnerId: string | null }>>`
           SELECT role::text AS role, "partnerId" FROM "User" WHERE id = ${userId} FOR UPDATE`;
@@ -62,10 +101,7 @@ export function createUserRights(options: { prisma: PrismaClient; sessions: Pick
         const problem = roleAndPartnerProblem(user.role, partnerId, "partnerId");
         if (problem) throw problem;
         if (user.partnerId && user.partnerId !== partnerId) {
-          await tx.partnerOrganization.updateMany({
-            where: { id: user.partnerId, primaryContactId: userId },
-            data: { primaryContactId: null },
-          });
+          await handOverContact(tx, { id: userId, partnerId: user.partnerId }, replacementContactId);
         }
         await tx.user.update({ where: { id: userId }, data: { partnerId }, select: { id: true } });
         // One event per partner concerned, each naming only that partner, so a partnerAdmin who

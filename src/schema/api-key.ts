@@ -93,6 +93,7 @@ export const APIKey = builder.prismaNode("ApiKey", {
       description: "The key's history, newest first. Staff and the partner's partnerAdmins (as auditEvents); null for others.",
       authScopes: (key) => ({ staff: true, partnerAdmin: key.partnerId }),
       unauthorizedResolver: () => null,
+      totalCount: true,
       query: () => ({ orderBy: [{ createdAt: "desc" }, { id: "desc" }] }),
     }),
   }),
@@ -103,6 +104,7 @@ builder.prismaObjectField(PartnerOrganization, "apiKeys", (t) =>
     cursor: "id",
     description: "The partner's keys, newest first; revoked ones only when asked.",
     args: { includeRevoked: t.arg.boolean({ required: false, defaultValue: false }) },
+    totalCount: true,
     // Filtered by the viewer too: the gateway reaches a partner through one verified key and must
     // not list the partner's other keys from there.
     query: (args, ctx) => ({
@@ -224,7 +226,7 @@ builder.queryFields((t) => ({
       },
       // Keyset paging, so every page (not only the first) loads its keys' partner and creator in
       // the same statement as the keys.
-      resolve: (_root, args, ctx, info) => {
+      resolve: async (_root, args, ctx, info) => {
         const where: Prisma.ApiKeyWhereInput = {
           AND: [
             apiKeyPolicy.where(ctx),
@@ -232,12 +234,22 @@ builder.queryFields((t) => ({
             args.includeRevoked ? {} : { revokedAt: null },
           ],
         };
-        return newestFirstPage({ list: "APIKey", typeName: "APIKey", column: "createdAt", where, args, ctx, info }, (query) =>
-          ctx.prisma.apiKey.findMany(query as Prisma.ApiKeyFindManyArgs),
+        const page = await newestFirstPage(
+          { list: "APIKey", typeName: "APIKey", column: "createdAt", where, args, ctx, info },
+          (query) => ctx.prisma.apiKey.findMany(query as Prisma.ApiKeyFindManyArgs),
         );
+        return { ...page, totalCount: () => ctx.prisma.apiKey.count({ where }) };
       },
     },
-    { name: "QueryApiKeysConnection" },
+    {
+      name: "QueryApiKeysConnection",
+      fields: (t) => ({
+        totalCount: t.int({
+          description: "How many keys match, all pages together (only those the viewer may read).",
+          resolve: (connection) => connection.totalCount(),
+        }),
+      }),
+    },
   ),
 
   apiKey: t.prismaField({

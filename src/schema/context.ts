@@ -5,6 +5,7 @@ import type { Sessions } from "../auth/sessions.js";
 import type { PrismaClient } from "../db/index.js";
 import type { ApiKeys } from "../domain/api-keys.js";
 import type { DeveloperDocs } from "../domain/developer-docs.js";
+import type { Invitations } from "../domain/invitations.js";
 import type { Partners } from "../domain/partners.js";
 import type { UserRights } from "../domain/users.js";
 import type { AppPubSub } from "../realtime/pubsub.js";
@@ -26,9 +27,12 @@ export interface Services {
   apiKeyVerifier: ApiKeyVerifier;
   userRights: UserRights;
   partners: Partners;
+  invitations: Invitations;
   developerDocs: DeveloperDocs;
   usage: UsageOperations;
   serviceCredentials: ServiceCredentials;
+  /** Link templates (`{token}` replaced) for invitations and password resets; none: the token alone. */
+  links: { invitation: string | undefined; passwordReset: string | undefined };
 }
 
 export type { Caller, ServiceCaller, Viewer };

@@ -9,6 +9,7 @@ import "./service-credential.js";
 import "./developer-doc.js";
 import "./doc-history.js";
 import "./usage-log.js";
+import "./onboarding.js";
 
 /** The whole API. Each module registers its types and fields when imported above. */
 export function buildSchema() {

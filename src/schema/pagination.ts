@@ -86,3 +86,9 @@ function decodeCursor(list: string, cursor: string): { time: Date; id: string } 
   if (!match || match[1] !== list) throw badInput("The cursor is not one this list gave");
   return { time: new Date(Number(match[2])), id: match[3]! };
 }
+
+/** Memoises a count, so `totalCount` and a flag derived from it run one statement. */
+export function once<T>(compute: () => Promise<T>): () => Promise<T> {
+  let result: Promise<T> | undefined;
+  return () => (result ??= compute());
+}

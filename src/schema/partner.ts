@@ -51,7 +51,7 @@ export const PartnerOrganization = builder.prismaNode("PartnerOrganization", {
   }),
 });
 
-const partnerName = z
+export const partnerName = z
   .string()
   .trim()
   .min(1, "Name is required")
@@ -108,14 +108,6 @@ builder.queryFields((t) => ({
   }),
 }));
 
-const CreatePartnerInput = builder.inputType("CreatePartnerInput", {
-  fields: (t) => ({
-    name: t.string().validate(partnerName),
-    supportTier: t.field({ type: SupportTier, required: false, description: "Defaults to standard." }),
-    status: t.field({ type: PartnerStatus, required: false, description: "Defaults to active." }),
-  }),
-});
-
 const UpdatePartnerInput = builder.inputType("UpdatePartnerInput", {
   description:
     "Fields left out (or null, for name, status and supportTier) are unchanged. name and primaryContactId: admin, or the partner's primary contact while a partnerAdmin of an active partner. status and supportTier: admin only.",
@@ -123,7 +115,7 @@ const UpdatePartnerInput = builder.inputType("UpdatePartnerInput", {
     name: t.string({ required: false }).validate(partnerName.nullish()),
     primaryContactId: t.globalID({
       required: false,
-      description: "A User who is a member of this partner; null clears the primary contact.",
+      description: "A User who is a member of this partner. A partner keeps a primary contact: null is BAD_USER_INPUT.",
     }),
     status: t.field({ type: PartnerStatus, required: false }),
     supportTier: t.field({ type: SupportTier, required: false }),
@@ -146,21 +138,6 @@ async function updatePartnerScopes(
 }
 
 builder.mutationFields((t) => ({
-  createPartner: t.prismaField({
-    type: "PartnerOrganization",
-    description: "Admin only.",
-    authScopes: { admin: true },
-    args: { input: t.arg({ type: CreatePartnerInput }) },
-    resolve: async (query, _root, { input }, ctx) => {
-      const { id } = await ctx.services.partners.create({
-        name: input.name,
-        supportTier: input.supportTier ?? undefined,
-        status: input.status ?? undefined,
-      }, ctx.viewer?.id ?? null);
-      return ctx.prisma.partnerOrganization.findUniqueOrThrow({ ...query, where: { id } });
-    },
-  }),
-
   updatePartner: t.prismaField({
     type: "PartnerOrganization",
     description:

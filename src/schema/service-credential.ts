@@ -52,6 +52,8 @@ builder.queryFields((t) => ({
     authScopes: { admin: true },
     description: "The gateway's credentials, newest first. Admins only.",
     args: { includeRevoked: t.arg.boolean({ required: false, defaultValue: false }) },
+    totalCount: (_connection, args, ctx) =>
+      ctx.prisma.serviceCredential.count({ where: args.includeRevoked ? {} : { revokedAt: null } }),
     resolve: (query, _root, args, ctx) =>
       ctx.prisma.serviceCredential.findMany({
         ...query,

@@ -19,7 +19,7 @@ import { APIKey } from "./api-key.js";
 import { readPolicy } from "./access.js";
 import { builder } from "./builder.js";
 import { badInput } from "../errors.js";
-import { newestFirstPage, MAX_PAGE_SIZE, type PageArgs } from "./pagination.js";
+import { newestFirstPage, once, MAX_PAGE_SIZE, type PageArgs } from "./pagination.js";
 import { selectsOnly } from "./planned-query.js";
 import { PartnerOrganization } from "./partner.js";
 
@@ -182,16 +182,43 @@ function usageLogWhere(ctx: Context, filter: UsageLogFilterValue | null | undefi
   return { AND: conditions };
 }
 
+/**
+ * Usage tables grow without bound, and an exact count reads every matching row: a count stops at
+ * this many (the statement reads at most one more row), and says so with `totalCountCapped`.
+ */
+export const USAGE_COUNT_CAP = 10_000;
+
+interface UsageLogCount {
+  count: () => Promise<{ total: number; capped: boolean }>;
+}
+
 /** A page of usage logs, newest first, with the relations the query selected loaded alongside. */
-const usageLogPage = (ctx: Context, info: GraphQLResolveInfo, where: Prisma.UsageLogWhereInput, args: PageArgs) =>
-  newestFirstPage({ list: "UsageLog", typeName: "UsageLog", column: "occurredAt", where, args, ctx, info }, (query) =>
-    ctx.prisma.usageLog.findMany(query as Prisma.UsageLogFindManyArgs),
+const usageLogPage = async (ctx: Context, info: GraphQLResolveInfo, where: Prisma.UsageLogWhereInput, args: PageArgs) => {
+  const page = await newestFirstPage(
+    { list: "UsageLog", typeName: "UsageLog", column: "occurredAt", where, args, ctx, info },
+    (query) => ctx.prisma.usageLog.findMany(query as Prisma.UsageLogFindManyArgs),
   );
+  const count = once(async () => {
+    const counted = await ctx.prisma.usageLog.count({ where, take: USAGE_COUNT_CAP + 1 });
+    return { total: Math.min(counted, USAGE_COUNT_CAP), capped: counted > USAGE_COUNT_CAP };
+  });
+  return { ...page, count } satisfies UsageLogCount;
+};
 
 const UsageLogConnection = builder.connectionObject({
   type: UsageLog,
   name: "UsageLogConnection",
   description: `Usage logs newest first (occurredAt, then id). Pages of at most ${MAX_PAGE_SIZE}; cursors stay valid as rows arrive.`,
+  fields: (t) => ({
+    totalCount: t.int({
+      description: `How many logs match, all pages together (only those the viewer may read), counted up to ${USAGE_COUNT_CAP}: a larger number answers ${USAGE_COUNT_CAP} with totalCountCapped true.`,
+      resolve: async (connection) => (await (connection as unknown as UsageLogCount).count()).total,
+    }),
+    totalCountCapped: t.boolean({
+      description: `True when more than ${USAGE_COUNT_CAP} logs match and totalCount answers ${USAGE_COUNT_CAP}.`,
+      resolve: async (connection) => (await (connection as unknown as UsageLogCount).count()).capped,
+    }),
+  }),
 });
 
 builder.queryFields((t) => ({

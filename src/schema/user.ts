@@ -7,6 +7,7 @@ import { builder } from "./builder.js";
 import { selectsOnly } from "./planned-query.js";
 import { badInput, clientError, conflict, isUniqueViolation, notFound, unauthenticated } from "../errors.js";
 import { PartnerOrganization, partnerPolicy } from "./partner.js";
+import { startsWithText } from "./text-search.js";
 
 export const Role = builder.enumType("Role", {
   values: {
@@ -72,13 +73,69 @@ builder.prismaObjectField(PartnerOrganization, "members", (t) =>
   }),
 );
 
+/**
+ * Who the user directory (`users`) lists for a viewer: staff everyone, a partnerAdmin its own
+ * partner's members, nobody else anyone.
+ */
+export const directoryPolicy = readPolicy<{ id: string; partnerId: string | null }, Prisma.UserWhereInput>({
+  staff: true,
+  partnerAdmin: "partnerId",
+});
+
+const userSearch = z.string().trim().min(1, "Search must not be empty").max(254, "Search must be at most 254 characters");
+
+function directoryWhere(
+  ctx: Context,
+  args: { search?: string | null; role?: UserRow["role"] | null; partnerId?: { id: string } | null },
+): Prisma.UserWhereInput {
+  return {
+    AND: [
+      directoryPolicy.where(ctx),
+      args.role ? { role: args.role } : {},
+      args.partnerId ? { partnerId: args.partnerId.id } : {},
+      args.search
+        ? { OR: [{ usernameLower: startsWithText(args.search.toLowerCase()) }, { email: startsWithText(args.search.toLowerCase()) }] }
+        : {},
+    ],
+  };
+}
+
+builder.queryFields((t) => ({
+  users: t.prismaConnection(
+    {
+      type: "User",
+      cursor: "id",
+      description:
+        "The user directory, ordered by username (ignoring case): every user for staff, their own partner's members for a partnerAdmin, nobody for anyone else.",
+      authScopes: { signedIn: true },
+      args: {
+        search: t.arg.string({
+          required: false,
+          description: "The start of a username or email, matched literally (no wildcards), ignoring case.",
+          validate: userSearch,
+        }),
+        role: t.arg({ type: Role, required: false }),
+        partnerId: t.arg.globalID({ for: PartnerOrganization, required: false }),
+      },
+      totalCount: (_connection, args, ctx) => ctx.prisma.user.count({ where: directoryWhere(ctx, args) }),
+      resolve: (query, _root, args, ctx) =>
+        ctx.prisma.user.findMany({
+          ...query,
+          where: directoryWhere(ctx, args),
+          orderBy: [{ usernameLower: "asc" }, { id: "asc" }],
+        }),
+    },
+    { description: "A page of users." },
+  ),
+}));
+
 interface AuthPayloadShape {
   token: string;
   expiresAt: Date;
   user: { id: string };
 }
 
-const AuthPayload = builder.objectRef<AuthPayloadShape>("AuthPayload").implement({
+export const AuthPayload = builder.objectRef<AuthPayloadShape>("AuthPayload").implement({
   description: "A new session. Send the token as `Authorization: Bearer <token>`.",
   fields: (t) => ({
     token: t.exposeString("token", { description: "The session token (a JWT). Shown once; logout ends it." }),
@@ -95,19 +152,19 @@ const AuthPayload = builder.objectRef<AuthPayloadShape>("AuthPayload").implement
 const PASSWORD_MIN = 12;
 const PASSWORD_MAX = 256;
 
-const username = z
+export const username = z
   .string()
   .trim()
   .min(3, "Username must be at least 3 characters")
   .max(32, "Username must be at most 32 characters")
   .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, "Username may use letters, digits, '.', '_' and '-'");
-const email = z
+export const email = z
   .string()
   .trim()
   .toLowerCase()
   .max(254, "Email must be at most 254 characters")
   .pipe(z.email("Email is not a valid address"));
-const newPassword = z
+export const newPassword = z
   .string()
   .min(PASSWORD_MIN, `Password must be at least ${PASSWORD_MIN} characters`)
   .max(PASSWORD_MAX, `Password must be at most ${PASSWORD_MAX} characters`);
@@ -201,11 +258,12 @@ builder.mutationFields((t) => ({
         ctx.clientAddress,
       );
       if (!attempt.allowed) throw rateLimited("Too many failed sign-ins", attempt.retryAfterSeconds);
-      const valid = user
+      // An invited user who has not accepted has no password and cannot sign in yet.
+      const valid = user?.password
         ? await verifyPassword(user.password, input.password)
         : await verifyAgainstDecoy(input.password);
       // One answer for an unknown login and a wrong password, so neither reveals which accounts exist.
-      if (!user || !valid) throw unauthenticated("Invalid login or password");
+      if (!user?.password || !valid) throw unauthenticated("Invalid login or password");
       await attempt.succeeded();
       ctx.authenticatedNow.add(user.id);
       return { ...(await ctx.services.sessions.start(user.id, userAgent(ctx))), user };
@@ -235,14 +293,21 @@ function violatedIndex(error: unknown): string {
 const rateLimited = (message: string, retryAfterSeconds: number) =>
   clientError("RATE_LIMITED", `${message}; try again in ${retryAfterSeconds} seconds`, { retryAfterSeconds });
 
+const REPLACEMENT_CONTACT =
+  "When the user is their partner's primary contact and stops being its partnerAdmin: another partnerAdmin of the same partner, who becomes the contact. Without it, such a change is a CONFLICT.";
+
 builder.mutationFields((t) => ({
   setUserRole: t.withAuth({ admin: true }).prismaField({
     type: "User",
     description:
-      "Admin only. Staff roles need a user without a partner, partnerAdmin one with a partner (BAD_USER_INPUT otherwise); demoting the last admin is a CONFLICT.",
-    args: { userId: t.arg.globalID({ for: User }), role: t.arg({ type: Role }) },
-    resolve: async (query, _root, { userId, role }, ctx) => {
-      await ctx.services.userRights.setRole(userId.id, role, ctx.viewer.id);
+      "Admin only. Staff roles need a user without a partner, partnerAdmin one with a partner (BAD_USER_INPUT otherwise); demoting the last admin is a CONFLICT, and so is demoting a partner's primary contact without a replacementContactId.",
+    args: {
+      userId: t.arg.globalID({ for: User }),
+      role: t.arg({ type: Role }),
+      replacementContactId: t.arg.globalID({ for: User, required: false, description: REPLACEMENT_CONTACT }),
+    },
+    resolve: async (query, _root, { userId, role, replacementContactId }, ctx) => {
+      await ctx.services.userRights.setRole(userId.id, role, ctx.viewer.id, replacementContactId?.id);
       return ctx.prisma.user.findUniqueOrThrow({ ...query, where: { id: userId.id } });
     },
   }),
@@ -250,13 +315,14 @@ builder.mutationFields((t) => ({
   setUserPartner: t.withAuth({ admin: true }).prismaField({
     type: "User",
     description:
-      "Admin only. Moves a user into a partner, or out of any (partnerId null). Staff cannot join a partner and a partnerAdmin cannot leave one (BAD_USER_INPUT); leaving a partner also stops being its primary contact.",
+      "Admin only. Moves a user into a partner, or out of any (partnerId null). Staff cannot join a partner and a partnerAdmin cannot leave one (BAD_USER_INPUT); a partner's primary contact leaves it only with a replacementContactId (CONFLICT otherwise).",
     args: {
       userId: t.arg.globalID({ for: User }),
       partnerId: t.arg.globalID({ for: PartnerOrganization, required: false }),
+      replacementContactId: t.arg.globalID({ for: User, required: false, description: REPLACEMENT_CONTACT }),
     },
     resolve: async (query, _root, args, ctx) => {
-      await ctx.services.userRights.setPartner(args.userId.id, args.partnerId?.id ?? null, ctx.viewer.id);
+      await ctx.services.userRights.setPartner(args.userId.id, args.partnerId?.id ?? null, ctx.viewer.id, args.replacementContactId?.id);
       return ctx.prisma.user.findUniqueOrThrow({ ...query, where: { id: args.userId.id } });
     },
   }),

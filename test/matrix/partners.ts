@@ -61,15 +61,6 @@ const rows: MatrixRow[] = [
     denied: deniedSilently,
   },
   {
-    field: "Mutation.createPartner",
-    case: "a new partner",
-    allow: ["admin"],
-    operation: (_world, actor) => ({
-      query: `mutation ($input: CreatePartnerInput!) { createPartner(input: $input) { id name status supportTier } }`,
-      variables: { input: { name: `Created by ${actor}`, supportTier: "premium" } },
-    }),
-  },
-  {
     field: "Mutation.updatePartner",
     case: "partner A's name (its primary contact is partnerAdminA)",
     allow: ["admin", "partnerAdminA"],

@@ -36,8 +36,13 @@ export const REST_ROUTES: Readonly<Record<string, RestRoute>> = {
   "Mutation.createPartner": route("POST", "/partners", "Partners", created),
   "Mutation.updatePartner": route("PATCH", "/partners/:id", "Partners"),
 
+  "Query.users": route("GET", "/users", "Users"),
   "Mutation.setUserRole": route("PUT", "/users/:userId/role", "Users"),
   "Mutation.setUserPartner": route("PUT", "/users/:userId/partner", "Users"),
+  "Mutation.inviteUser": route("POST", "/invitations", "Users", created),
+  "Mutation.acceptInvitation": route("POST", "/invitations/accept", "Users", { ...created, ...anyone }),
+  "Mutation.createPasswordReset": route("POST", "/users/:userId/password-resets", "Users", created),
+  "Mutation.resetPassword": route("POST", "/password-resets/accept", "Users", anyone),
 
   "Query.apiKeys": route("GET", "/api-keys", "API keys"),
   "Query.apiKey": route("GET", "/api-keys/:id", "API keys"),
@@ -82,6 +87,7 @@ export const REST_SELECTION = {
   /** References shown whole: what a REST client needs from the answer without a second call. */
   expand: [
     "AuthPayload.user",
+    "CreatePartnerPayload.partner",
     "CreateApiKeyPayload.apiKey",
     "RotateApiKeyPayload.apiKey",
     "CreateServiceCredentialPayload.serviceCredential",
