@@ -55,6 +55,7 @@ const envSchema = z.object({
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).default(10_000),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),
   CORS_ORIGINS: z.string().default("*").transform(parseCorsOrigins),
+  LIVE_BACKLOG_BYTES: z.coerce.number().int().min(1024).default(4 * 1024 * 1024),
 });
 
 /**
@@ -95,6 +96,11 @@ export interface Config {
   logLevel: Env["LOG_LEVEL"];
   /** Origins whose pages may call the API from a browser (never with credentials); "*" for any. */
   corsOrigins: "*" | string[];
+  /**
+   * Bytes of results a live subscriber may have waiting to be sent; a batch arriving while it holds
+   * more ends its stream with EVENTS_DROPPED. A batch is always taken whole by a subscriber under it.
+   */
+  liveBacklogBytes: number;
 }
 
 export class ConfigError extends Error {}
@@ -134,5 +140,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     logLevel: e.LOG_LEVEL,
     corsOrigins: e.CORS_ORIGINS,
+    liveBacklogBytes: e.LIVE_BACKLOG_BYTES,
   };
 }

@@ -7,7 +7,9 @@ export type ErrorCode =
   | "FORBIDDEN"
   | "NOT_FOUND"
   | "CONFLICT"
-  | "RATE_LIMITED";
+  | "RATE_LIMITED"
+  /** A live subscriber fell too far behind; its stream ended (`extensions.dropped`: events not sent). */
+  | "EVENTS_DROPPED";
 
 const httpStatus: Partial<Record<ErrorCode, number>> = { UNAUTHENTICATED: 401, RATE_LIMITED: 429 };
 

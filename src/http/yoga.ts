@@ -16,6 +16,7 @@ import { refuseMalformedInput } from "./plugins/malformed-input.js";
 import { queryLimitPlugins } from "./plugins/query-limits.js";
 import { readiness } from "./plugins/readiness.js";
 import { createSessionStreams } from "./plugins/session-streams.js";
+import { sharedSubscriptions } from "./plugins/shared-subscriptions.js";
 import { connectionToken } from "./websocket.js";
 
 export interface YogaServerContext {
@@ -73,6 +74,8 @@ export function createGraphQLServer(options: {
       ...queryLimitPlugins(),
       codeClientErrors(),
       liveQueries.plugin,
+      // Before session streams, which then end each subscriber's own stream, not its group's.
+      sharedSubscriptions({ backlogBytes: config.liveBacklogBytes, logger }),
       sessionStreams.plugin,
     ],
     // Unexpected errors are masked as "Unexpected error." and logged; client errors reach the

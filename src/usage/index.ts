@@ -21,7 +21,7 @@ export function createUsage(deps: {
   hashKey: Uint8Array;
   now: () => Date;
 }): UsageOperations {
-  const streams = createUsageStreams(deps.pubsub);
+  const streams = createUsageStreams(deps);
   return {
     record: (submittedBy, events, idempotencyKey) => ingestUsage(deps, submittedBy, events, idempotencyKey),
     summarize: (scope, window) => summarizeUsage(deps, scope, window),
