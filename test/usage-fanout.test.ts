@@ -125,6 +125,24 @@ describe("usageLogCreated at scale", () => {
     }
   });
 
+  it("a subscriber whose rights change leaves its group; the others of the group keep receiving", async () => {
+    const admin = await createUser(server, "fan-admin", "admin");
+    const colleague = await createUser(server, "fan-dev-a2", "developer", (await server.app.services.prisma.apiKey.findUniqueOrThrow({ where: { id: setup.keyA.id } })).partnerId);
+    const staying = await listening(server, setup, setup.developerA.token, setup.keyA);
+    const leaving = await listening(server, setup, colleague.token, setup.keyA);
+    const changed = await server.gql(
+      `mutation ($u: ID!) { setUserRole(userId: $u, role: partnerAdmin) { id } }`,
+      { u: colleague.globalId },
+      admin.token,
+    );
+    expect(changed.errors).toBeUndefined();
+    await leaving.ended;
+    await server.gql(RECORD_USAGE, { events: [event(setup.keyA, { endpoint: "/rights/after" })] }, setup.gateway);
+    expect(await receive(staying, "/rights/", 1)).toEqual(["/rights/after"]);
+    expect(endpoints(leaving, "/rights/")).toEqual([]);
+    staying.close();
+  });
+
   it("resumes after a disconnect: replays what was missed, then continues live, none missed or repeated", async () => {
     const first = await listening(server, setup, setup.developerA.token, setup.keyA);
     await server.gql(RECORD_USAGE, { events: [1, 2, 3].map((i) => event(setup.keyA, { endpoint: `/resume/before/${i}` })) }, setup.gateway);

@@ -88,8 +88,13 @@ async function measure(target: Target, subscribers: number): Promise<Measured> {
     // Everyone is listening once a warm-up event reached them all.
     for (let attempt = 0; ; attempt++) {
       if (attempt > 240) throw new Error(`${target.label}: not all ${subscribers} subscribers listening`);
-      const label = await target.publish(1_000_000 + attempt);
+      // A publish can time out while thousands of sockets connect at once; only the warm-up retries.
+      const label = await target.publish(1_000_000 + attempt).catch((error: Error) => {
+        console.warn(`  warm-up publish failed, retrying: ${error.message.split("\n")[0]}`);
+        return null;
+      });
       await sleep(500);
+      if (label === null) continue;
       const { received } = await clients.ask<{ received: number }>({ type: "count", label }, "count");
       if (received >= subscribers) break;
     }
@@ -239,7 +244,7 @@ export default async function run(): Promise<void> {
             }),
           });
           const body = (await response.json()) as { data?: { recordUsage: { accepted: number } } };
-          if (body.data?.recordUsage.accepted !== 1) throw new Error(`recordUsage: ${JSON.stringify(body)}`);
+          if (body.data?.recordUsage.accepted !== 1) throw new Error(`recordUsage: ${JSON.stringify(body)}\n${portal.output().slice(-3000)}`);
           return JSON.stringify({ usageLogCreated: { endpoint } });
         },
       },

@@ -4,7 +4,7 @@ import WebSocket from "ws";
 /**
  * The subscribers of the fan-out benchmark, in a process of their own (so that their work is not
  * counted against the server's). Driven over IPC:
- *   → { type: "connect", url, token?, query, subscribers, perSocket }   ← { type: "connected" }
+ *   → { type: "connect", url, token?, query, subscribers, perSocket }   ← { type: "connected" } (every socket acknowledged)
  *   → { type: "count", label }            ← { type: "count", received }   (subscribers that got it)
  *   → { type: "report", labels }          ← { type: "report", times: number[][], closed }
  * Times are wall-clock milliseconds (performance.timeOrigin + performance.now()), comparable
@@ -28,6 +28,7 @@ function send(message: unknown) {
 process.on("message", (command: Command) => {
   if (command.type === "connect") {
     const sockets = Math.ceil(command.subscribers / command.perSocket);
+    let acknowledged = 0;
     for (let s = 0; s < sockets; s++) {
       const client = createClient({
         url: command.url.replace(/^http/, "ws"),
@@ -35,7 +36,12 @@ process.on("message", (command: Command) => {
         lazy: false,
         retryAttempts: 0,
         connectionParams: command.token ? { authorization: `Bearer ${command.token}` } : {},
-        on: { closed: () => closedSockets++ },
+        on: {
+          closed: () => closedSockets++,
+          connected: () => {
+            if (++acknowledged === sockets) send({ type: "connected" });
+          },
+        },
       });
       clients.push(client);
       for (let i = 0; i < command.perSocket && s * command.perSocket + i < command.subscribers; i++) {
@@ -55,7 +61,6 @@ process.on("message", (command: Command) => {
         );
       }
     }
-    send({ type: "connected" });
   } else if (command.type === "count") {
     send({ type: "count", received: received.get(command.label)?.length ?? 0 });
   } else if (command.type === "report") {
