@@ -46,6 +46,8 @@ interface Measured {
   lost: number;
   closed: number;
   bytesPerSubscriber: number;
+  /** The server's CPU time over the publishes (publishing included) per event delivered. */
+  cpuUsPerDelivery: number;
 }
 
 function rssBytes(pid: number): number {
@@ -55,6 +57,13 @@ function rssBytes(pid: number): number {
 }
 
 /** The subscribers' process and a request/answer over its IPC channel. */
+/** CPU time the process has used (user + system), in milliseconds. */
+function cpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  // utime and stime are fields 14 and 15 of the file, in clock ticks (100 per second on Linux).
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+}
+
 function startClients() {
   const child: ChildProcess = spawn(process.execPath, ["--import", "tsx", "test/bench/support/fanout-clients.ts"], {
     cwd: projectRoot,
@@ -101,6 +110,7 @@ async function measure(target: Target, subscribers: number): Promise<Measured> {
     await sleep(1000);
     const after = rssBytes(target.pid);
 
+    const cpuBefore = cpuMs(target.pid);
     const published: Array<{ label: string; returnedAt: number }> = [];
     for (let n = 0; n < PUBLISHES; n++) {
       const label = await target.publish(n);
@@ -116,6 +126,7 @@ async function measure(target: Target, subscribers: number): Promise<Measured> {
       last = received;
       await sleep(100);
     }
+    const cpu = cpuMs(target.pid) - cpuBefore;
     const report = await clients.ask<{ times: number[][]; closed: number }>(
       { type: "report", labels: published.map((p) => p.label) },
       "report",
@@ -136,6 +147,7 @@ async function measure(target: Target, subscribers: number): Promise<Measured> {
       lost,
       closed: report.closed,
       bytesPerSubscriber: (after - before) / subscribers,
+      cpuUsPerDelivery: (cpu * 1000) / Math.max(1, latencies.length),
     };
   } finally {
     await clients.close();
@@ -144,7 +156,7 @@ async function measure(target: Target, subscribers: number): Promise<Measured> {
 
 function print(rows: Measured[]) {
   const bare = new Map(rows.filter((row) => row.label.startsWith("bare")).map((row) => [row.subscribers, row]));
-  const header = ["what", "N", "p50 ms", "p99 ms", "lost", "closed", "p99 × bare", "KB/subscriber"];
+  const header = ["what", "N", "p50 ms", "p99 ms", "lost", "closed", "p99 × bare", "CPU µs/delivery", "KB/subscriber"];
   const lines = rows.map((row) => {
     const base = bare.get(row.subscribers);
     return [
@@ -155,6 +167,7 @@ function print(rows: Measured[]) {
       String(row.lost),
       String(row.closed),
       base ? (row.p99 / Math.max(base.p99, 0.1)).toFixed(2) : "n/a",
+      row.cpuUsPerDelivery.toFixed(1),
       (row.bytesPerSubscriber / 1024).toFixed(1),
     ];
   });
@@ -258,7 +271,10 @@ export default async function run(): Promise<void> {
     for (const subscribers of SIZES) {
       for (const target of targets) rows.push(await measure(target, subscribers));
     }
-    console.log("latency: from the publishing call returning to each subscriber receiving; KB/subscriber: server RSS growth ÷ N");
+    console.log(
+      "latency: from the publishing call returning to each subscriber receiving; CPU: the server's user+system time " +
+        "over the publishes ÷ events delivered (steadier than latency on a shared machine); KB/subscriber: server RSS growth ÷ N",
+    );
     print(rows);
   } finally {
     for (const child of children.reverse()) await child.stop();
