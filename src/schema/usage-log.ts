@@ -354,7 +354,9 @@ builder.subscriptionFields((t) => ({
     type: UsageLog,
     description:
       "Each usage log as it is recorded, on any instance. Staff may watch every partner; a partner's members only " +
-      "their own (checked when subscribing and for every event). Optionally one partner or one key.",
+      "their own (checked when subscribing and for every event). Optionally one partner or one key. A subscriber " +
+      "that falls too far behind gets a final EVENTS_DROPPED error (extensions.dropped) and its stream ends; " +
+      "subscribing again with `after` set to the last streamCursor received misses nothing.",
     args: {
       partnerId: t.arg.globalID({ required: false, for: PartnerOrganization }),
       apiKeyId: t.arg.globalID({ required: false, for: APIKey }),
