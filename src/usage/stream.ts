@@ -52,7 +52,7 @@ const rowsOf = new WeakMap<UsageCreatedPayload, UsageLog[]>();
  * shared by all of them, so a thousand dashboards are one Redis channel listener and one JSON
  * parse per message.
  */
-export function createUsageStreams(deps: { pubsub: AppPubSub; prisma: PrismaClient }): UsageStreams {
+export function createUsageStreams(deps: { pubsub: AppPubSub; prisma: PrismaClient; now: () => Date }): UsageStreams {
   const listeners = new Set<(rows: UsageLog[]) => void>();
   let source: { stop(): Promise<void> } | null = null;
 
@@ -83,7 +83,8 @@ export function createUsageStreams(deps: { pubsub: AppPubSub; prisma: PrismaClie
           : null;
 
       return batchedSource(shareKey, async function* (signal) {
-        const startedAt = Date.now();
+        // The clock ingest stamps createdAt with.
+        const startedAt = deps.now().getTime();
         // Subscribed before the replay reads anything, so a row committed during it arrives here.
         const live: UsageLog[][] = [];
         let wake: (() => void) | null = null;

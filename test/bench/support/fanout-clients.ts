@@ -4,7 +4,9 @@ import WebSocket from "ws";
 /**
  * The subscribers of the fan-out benchmark, in a process of their own (so that their work is not
  * counted against the server's). Driven over IPC:
- *   → { type: "connect", url, token?, query, subscribers, perSocket }   ← { type: "connected" } (every socket acknowledged)
+ *   → { type: "connect", url, token?, query, subscribers, perSocket }
+ *                                        ← { type: "connected", refused } (every socket acknowledged or closed;
+ *                                          refused: subscriptions on sockets closed before that)
  *   → { type: "count", label }            ← { type: "count", received }   (subscribers that got it)
  *   → { type: "report", labels }          ← { type: "report", times: number[][], closed }
  * Times are wall-clock milliseconds (performance.timeOrigin + performance.now()), comparable
@@ -28,18 +30,33 @@ function send(message: unknown) {
 process.on("message", (command: Command) => {
   if (command.type === "connect") {
     const sockets = Math.ceil(command.subscribers / command.perSocket);
-    let acknowledged = 0;
+    let settled = 0;
+    let refused = 0;
+    const settle = () => {
+      if (++settled === sockets) send({ type: "connected", refused });
+    };
     for (let s = 0; s < sockets; s++) {
+      let acknowledged = false;
       const client = createClient({
         url: command.url.replace(/^http/, "ws"),
         webSocketImpl: WebSocket,
         lazy: false,
         retryAttempts: 0,
         connectionParams: command.token ? { authorization: `Bearer ${command.token}` } : {},
+        // A socket the server drops is counted (closed), not printed.
+        onNonLazyError: () => {},
         on: {
-          closed: () => closedSockets++,
+          closed: () => {
+            closedSockets++;
+            if (!acknowledged) {
+              acknowledged = true;
+              refused += Math.min(command.perSocket, command.subscribers - s * command.perSocket);
+              settle();
+            }
+          },
           connected: () => {
-            if (++acknowledged === sockets) send({ type: "connected" });
+            acknowledged = true;
+            settle();
           },
         },
       });
