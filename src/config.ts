@@ -73,6 +73,7 @@ const envSchema = z.object({
   PERSISTED_OPERATIONS_ONLY: booleanFlag.default(false),
   INVITATION_URL_TEMPLATE: linkTemplate.optional(),
   PASSWORD_RESET_URL_TEMPLATE: linkTemplate.optional(),
+  LIVE_BACKLOG_BYTES: z.coerce.number().int().min(1024).default(4 * 1024 * 1024),
 });
 
 /**
@@ -124,6 +125,11 @@ export interface Config {
   persistedOperations: { file: string | undefined; only: boolean };
   /** Templates of the links invitations and password resets answer (`{token}` replaced); none: the token alone. */
   links: { invitation: string | undefined; passwordReset: string | undefined };
+  /**
+   * Bytes of results a live subscriber may have waiting to be sent; a batch arriving while it holds
+   * more ends its stream with EVENTS_DROPPED. A batch is always taken whole by a subscriber under it.
+   */
+  liveBacklogBytes: number;
 }
 
 /**
@@ -194,5 +200,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     corsOrigins: e.CORS_ORIGINS,
     persistedOperations: { file: e.PERSISTED_OPERATIONS_FILE, only: e.PERSISTED_OPERATIONS_ONLY },
     links: { invitation: e.INVITATION_URL_TEMPLATE, passwordReset: e.PASSWORD_RESET_URL_TEMPLATE },
+    liveBacklogBytes: e.LIVE_BACKLOG_BYTES,
   };
 }

@@ -12,7 +12,9 @@ export type ErrorCode =
   // a query whose hash is not the one sent, a document refused where only persisted ones run.
   | "PERSISTED_QUERY_NOT_FOUND"
   | "PERSISTED_QUERY_MISMATCH"
-  | "PERSISTED_QUERY_ONLY";
+  | "PERSISTED_QUERY_ONLY"
+  /** A live subscriber fell too far behind; its stream ended (`extensions.dropped`: events not sent). */
+  | "EVENTS_DROPPED";
 
 const httpStatus: Partial<Record<ErrorCode, number>> = {
   UNAUTHENTICATED: 401,

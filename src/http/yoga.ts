@@ -25,6 +25,7 @@ import { restSelection } from "./plugins/rest-selection.js";
 import { createSessionStreams } from "./plugins/session-streams.js";
 import { swaggerUi } from "./plugins/swagger-ui.js";
 import { REST_SELECTION } from "./rest/routes.js";
+import { sharedSubscriptions } from "./plugins/shared-subscriptions.js";
 import { connectionToken } from "./websocket.js";
 
 export interface YogaServerContext {
@@ -99,6 +100,8 @@ export function createGraphQLServer(options: {
       // After codeClientErrors, so that it sees client errors already coded.
       options.accessLog.plugin,
       liveQueries.plugin,
+      // Before session streams, which then end each subscriber's own stream, not its group's.
+      sharedSubscriptions({ backlogBytes: config.liveBacklogBytes, logger }),
       sessionStreams.plugin,
       // REST under /api (SOFA), through the plugins above; its Swagger UI answers first.
       swaggerUi({ endpoint: `${REST_BASE_PATH}/docs`, openApiPath: OPENAPI_PATH }),

@@ -77,10 +77,10 @@ export async function newestFirstPage<Column extends string, Row extends { id: s
   };
 }
 
-const encodeCursor = (list: string, time: Date, id: string) =>
+export const encodeCursor = (list: string, time: Date, id: string) =>
   Buffer.from(`${list}:${time.getTime()}:${id}`).toString("base64url");
 
-function decodeCursor(list: string, cursor: string): { time: Date; id: string } {
+export function decodeCursor(list: string, cursor: string): { time: Date; id: string } {
   const text = Buffer.from(cursor, "base64url").toString();
   const match = /^([A-Za-z]+):(-?\d{1,15}):([0-9a-f-]{1,64})$/.exec(text);
   if (!match || match[1] !== list) throw badInput("The cursor is not one this list gave");

@@ -1,4 +1,4 @@
-import type { GraphQLResolveInfo } from "graphql";
+import { Kind, type GraphQLResolveInfo, type SelectionSetNode } from "graphql";
 import { z } from "zod";
 import type { Context } from "./context.js";
 import { EARLIEST_STORABLE_DATE, storableDate } from "../db/dates.js";
@@ -19,7 +19,7 @@ import { APIKey } from "./api-key.js";
 import { readPolicy } from "./access.js";
 import { builder } from "./builder.js";
 import { badInput } from "../errors.js";
-import { newestFirstPage, once, MAX_PAGE_SIZE, type PageArgs } from "./pagination.js";
+import { decodeCursor, encodeCursor, newestFirstPage, once, MAX_PAGE_SIZE, type PageArgs } from "./pagination.js";
 import { selectsOnly } from "./planned-query.js";
 import { PartnerOrganization } from "./partner.js";
 
@@ -51,8 +51,18 @@ export const UsageLog = builder.prismaNode("UsageLog", {
     occurredAt: t.expose("occurredAt", { type: "DateTime" }),
     createdAt: t.expose("createdAt", { type: "DateTime" }),
     updatedAt: t.expose("updatedAt", { type: "DateTime" }),
+    streamCursor: t.string({
+      select: { createdAt: true },
+      description:
+        "This log's position in arrival order (when it was recorded, then id). `usageLogCreated(after:)` with the " +
+        "last one a subscriber received replays what it missed, then continues live.",
+      resolve: (log) => encodeCursor(STREAM_LIST, log.createdAt, log.id),
+    }),
   }),
 });
+
+/** Names usageLogCreated's cursors, so a usageLogs cursor (another order) is refused rather than misread. */
+const STREAM_LIST = "UsageLogStream";
 
 // ---------------------------------------------------------------------------------------------
 // Ingest
@@ -354,16 +364,36 @@ builder.queryFields((t) => ({
 
 /** The columns a published event carries (every scalar of the row). */
 const EVENT_COLUMNS = new Set(Object.values(Prisma.UsageLogScalarFieldEnum));
+/** UsageLog fields computed from the event's columns alone. */
+const EVENT_FIELDS = new Set(["__typename", "id", "endpoint", "method", "statusCode", "requestCount", "occurredAt", "createdAt", "updatedAt", "streamCursor"]);
+
+function selectsEventFieldsOnly(selectionSet: SelectionSetNode | undefined, info: GraphQLResolveInfo): boolean {
+  if (!selectionSet) return true;
+  return selectionSet.selections.every((selection) => {
+    if (selection.kind === Kind.FIELD) return EVENT_FIELDS.has(selection.name.value) && !selection.selectionSet;
+    if (selection.kind === Kind.INLINE_FRAGMENT) return selectsEventFieldsOnly(selection.selectionSet, info);
+    const fragment = info.fragments[selection.name.value];
+    return !!fragment && selectsEventFieldsOnly(fragment.selectionSet, info);
+  });
+}
 
 builder.subscriptionFields((t) => ({
   usageLogCreated: t.prismaField({
     type: UsageLog,
     description:
       "Each usage log as it is recorded, on any instance. Staff may watch every partner; a partner's members only " +
-      "their own (checked when subscribing and for every event). Optionally one partner or one key.",
+      "their own (checked when subscribing and for every event). Optionally one partner or one key. A subscriber " +
+      "that falls too far behind gets a final EVENTS_DROPPED error (extensions.dropped) and its stream ends; " +
+      "subscribing again with `after` set to the last streamCursor received misses nothing.",
     args: {
       partnerId: t.arg.globalID({ required: false, for: PartnerOrganization }),
       apiKeyId: t.arg.globalID({ required: false, for: APIKey }),
+      after: t.arg.string({
+        required: false,
+        description:
+          "A `streamCursor` received before: first the readable logs recorded after it, from the database, then live, " +
+          "with none missed or repeated between the two.",
+      }),
     },
     authScopes: async (_root, args, ctx) => {
       const readable = usageLogPolicy.valuesOf(ctx, "partnerId");
@@ -372,11 +402,15 @@ builder.subscriptionFields((t) => ({
       if (!args.apiKeyId) return true;
       return (await ctx.prisma.apiKey.count({ where: { id: args.apiKeyId.id, partnerId: { in: readable } } })) === 1;
     },
-    subscribe: (_root, args, ctx) =>
+    subscribe: (_root, args, ctx, info) =>
       ctx.services.usage.stream({
         readable: usageLogPolicy.valuesOf(ctx, "partnerId"),
         partnerId: args.partnerId?.id,
         apiKeyId: args.apiKeyId?.id,
+        after: args.after ? decodeCursor(STREAM_LIST, args.after) : null,
+        // Every subscriber with the same reach gets the same result when it selects only the event's
+        // own fields (authorized by usageLogPolicy alone); relations may depend on who reads them.
+        shareable: info.fieldNodes.every((node) => selectsEventFieldsOnly(node.selectionSet, info)),
       }),
     // The event carries every column; the database is read only for relations the operation selected.
     resolve: (query, log, _args, ctx) =>

@@ -22,7 +22,7 @@ export function createUsage(deps: {
   now: () => Date;
   onStored?: (result: IngestResult) => void;
 }): UsageOperations {
-  const streams = createUsageStreams(deps.pubsub);
+  const streams = createUsageStreams(deps);
   return {
     record: (submittedBy, events, idempotencyKey) => ingestUsage(deps, submittedBy, events, idempotencyKey),
     summarize: (scope, window) => summarizeUsage(deps, scope, window),

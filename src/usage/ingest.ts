@@ -227,8 +227,10 @@ export async function ingestUsage(
       continue;
     }
     rows.push({
-      // Raw inserts bypass Prisma's uuid(7) default, so the ids are made here the same way.
-      id: uuidv7({ msecs: now.getTime() }),
+      // Raw inserts bypass Prisma's uuid(7) default, so the ids are made here the same way; the
+      // sequence keeps them rising in the batch's order, which is the order usageLogCreated's
+      // cursors (createdAt, then id) follow.
+      id: uuidv7({ msecs: now.getTime(), seq: rows.length }),
       partnerId: key.partnerId,
       apiKeyId: key.apiKeyId,
       endpoint: event.endpoint,

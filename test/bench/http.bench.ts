@@ -110,7 +110,7 @@ function print(rows: Measured[], baseline: { rps: number; p99: number }) {
   for (const line of lines) console.log(format(line));
 }
 
-async function createDatabase(serverUrl: string): Promise<{ url: string; drop(): Promise<void> }> {
+export async function createDatabase(serverUrl: string): Promise<{ url: string; drop(): Promise<void> }> {
   const name = `pp_bench_${randomBytes(4).toString("hex")}`;
   const admin = new pg.Client({ connectionString: serverUrl });
   await admin.connect();

@@ -1,4 +1,4 @@
-import { isAsyncIterable, Repeater, type Plugin, type YogaLogger } from "graphql-yoga";
+import { isAsyncIterable, type Plugin, type YogaLogger } from "graphql-yoga";
 import type { Caller } from "../../auth/callers.js";
 import type { PrismaClient } from "../../db/index.js";
 import { listen, type AppPubSub, type PubSubConnection } from "../../realtime/pubsub.js";
@@ -92,28 +92,48 @@ export function createSessionStreams(options: SessionStreamsOptions): SessionStr
     recheck().catch((error: unknown) => logger?.error("Checking open streams after a pub/sub outage failed", error));
   });
 
-  function endWithOwner<T>(source: AsyncIterable<T>, owner: StreamOwner): AsyncIterable<T> {
+  // A plain iterator rather than a Repeater: it is on the path of every event to every subscriber.
+  function endWithOwner<T>(source: AsyncIterable<T>, owner: StreamOwner): AsyncIterableIterator<T> {
     const expiresAt = owner.kind === "session" ? owner.expiresAt : null;
-    return new Repeater<T>(async (push, stop) => {
-      const iterator = source[Symbol.asyncIterator]();
-      const untrack = track(owner, () => stop());
-      const stopped = stop.then(() => ({ done: true as const, value: undefined }));
-      const expiry = expiresAt ? stopAtExpiry(expiresAt, now, stop) : null;
-      try {
-        for (;;) {
-          const step = await Promise.race([iterator.next(), stopped]);
-          // Checked per event too, so an injected clock (tests) ends the stream without waiting.
-          if (step.done || (expiresAt && now() >= expiresAt)) break;
-          // Awaiting the push keeps this a pull: nothing is buffered here.
-          await push(step.value);
+    const iterator = source[Symbol.asyncIterator]();
+    const over: IteratorResult<T> = { done: true, value: undefined };
+    let finished = false;
+    let endWaiting: (step: IteratorResult<T>) => void = () => {};
+    const ended = new Promise<IteratorResult<T>>((resolve) => (endWaiting = resolve));
+    const finish = () => {
+      if (finished) return;
+      finished = true;
+      expiry?.cancel();
+      untrack();
+      endWaiting(over);
+      Promise.resolve(iterator.return?.()).catch(() => {});
+    };
+    const untrack = track(owner, finish);
+    const expiry = expiresAt ? stopAtExpiry(expiresAt, now, finish) : null;
+    return {
+      async next() {
+        if (finished) return over;
+        // Awaiting the source keeps this a pull: nothing is buffered here.
+        const step = await Promise.race([iterator.next(), ended]);
+        // Checked per event too, so an injected clock (tests) ends the stream without waiting.
+        if (step.done || finished || (expiresAt && now() >= expiresAt)) {
+          finish();
+          return over;
         }
-      } finally {
-        expiry?.cancel();
-        untrack();
-        stop();
-        await iterator.return?.();
-      }
-    });
+        return step;
+      },
+      async return() {
+        finish();
+        return over;
+      },
+      async throw(error: unknown) {
+        finish();
+        throw error;
+      },
+      [Symbol.asyncIterator]() {
+        return this;
+      },
+    };
   }
 
   const wrap =

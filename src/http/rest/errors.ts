@@ -16,7 +16,8 @@ const STATUS: Record<ErrorCode | "GRAPHQL_VALIDATION_FAILED", number> = {
   CONFLICT: 409,
   RATE_LIMITED: 429,
   BAD_USER_INPUT: 400,
-  // REST routes run generated operations, never persisted ones; listed for completeness.
+  // Subscriptions have no REST route, nor do persisted operations; listed for completeness.
+  EVENTS_DROPPED: 409,
   PERSISTED_QUERY_NOT_FOUND: 404,
   PERSISTED_QUERY_MISMATCH: 400,
   PERSISTED_QUERY_ONLY: 400,

@@ -1,0 +1,3 @@
+-- CreateIndex
+CREATE INDEX "UsageLog_createdAt_id_idx" ON "UsageLog"("createdAt", "id");
+
