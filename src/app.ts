@@ -78,7 +78,9 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     keyPrefix: config.redisChannelPrefix,
     onRedisError: (error) => logger.warn(`Sign-in throttle: Redis unavailable, counting in process (${error.message})`),
   });
-  const usage = createUsage({ prisma, verifier: apiKeyVerifier, pubsub, hashKey, now });
+  const usage = createUsage({
+    prisma, verifier: apiKeyVerifier, pubsub, hashKey, now, retentionDays: config.usageRetentionDays,
+  });
   const services: Services = {
     prisma,
     pubsub,

@@ -55,6 +55,7 @@ const envSchema = z.object({
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).default(10_000),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),
   CORS_ORIGINS: z.string().default("*").transform(parseCorsOrigins),
+  USAGE_RETENTION_DAYS: z.coerce.number().int().min(1).max(36_500).optional(),
 });
 
 /**
@@ -95,6 +96,8 @@ export interface Config {
   logLevel: Env["LOG_LEVEL"];
   /** Origins whose pages may call the API from a browser (never with credentials); "*" for any. */
   corsOrigins: "*" | string[];
+  /** Raw usage rows older than this many days are deleted (rollups keep the totals); undefined keeps all. */
+  usageRetentionDays: number | undefined;
 }
 
 export class ConfigError extends Error {}
@@ -134,5 +137,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     logLevel: e.LOG_LEVEL,
     corsOrigins: e.CORS_ORIGINS,
+    usageRetentionDays: e.USAGE_RETENTION_DAYS,
   };
 }

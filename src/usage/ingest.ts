@@ -9,6 +9,7 @@ import { invalidateLive, liveKey } from "../realtime/live.js";
 import type { AppPubSub, UsageLogMessage } from "../realtime/pubsub.js";
 import { badInput, conflict, isUniqueViolation } from "../errors.js";
 import { v7 as uuidv7 } from "uuid";
+import { bucketStartIso, ERROR_STATUS_FROM, USAGE_GRAINS, type UsageGrain } from "./buckets.js";
 
 /** Events per recordUsage call; larger batches are refused whole (BAD_USER_INPUT). */
 export const MAX_BATCH_EVENTS = 5000;
@@ -147,8 +148,8 @@ const REJECTION_MESSAGE: Record<UsageRejectionCode, string> = {
 
 /**
  * Stores a batch of the gateway's usage events. Valid events for usable keys are written together
- * (one multi-row INSERT, in one transaction with the batch's idempotency record and the keys'
- * lastUsedAt); the others are answered one by one. The partner is always the key's.
+ * (one multi-row INSERT, in one transaction with the batch's idempotency record, the keys'
+ * lastUsedAt and the rollups' sums); the others are answered one by one. The partner is always the key's.
  * A retried batch (same submitter, idempotencyKey and events) answers what the first one did; the
  * same key with other events is a CONFLICT.
  */
@@ -256,7 +257,9 @@ export async function ingestUsage(
             }),
           ]
         : []),
-      ...(rows.length > 0 ? [insertRows(prisma, rows), touchKeys(prisma, lastUsed)] : []),
+      ...(rows.length > 0
+        ? [insertRows(prisma, rows), touchKeys(prisma, lastUsed), ...upsertRollups(prisma, rows)]
+        : []),
     ]);
   } catch (error) {
     if (key && isUniqueViolation(error)) {
@@ -349,6 +352,65 @@ function touchKeys(prisma: Client, lastUsed: Map<string, Date>) {
     FROM unnest(${ids}::text[], ${times}::text[]) AS t(id, at_text)
     CROSS JOIN LATERAL (SELECT t.at_text::timestamp(3) AS at) AS u
     WHERE k.id = t.id`;
+}
+
+/**
+ * The batch's sums added to the rollups, one upsert per table. Sums are made here, so each rollup
+ * row is touched once per batch; rows go in key order, so concurrent batches lock them in the
+ * same order and cannot deadlock on each other.
+ */
+function upsertRollups(prisma: Client, rows: UsageLogMessage[]) {
+  const status = new Map<string, { grain: UsageGrain; start: string; partnerId: string; statusCode: number; requests: number }>();
+  const endpoints = new Map<
+    string,
+    { grain: UsageGrain; start: string; partnerId: string; endpoint: string; method: string; requests: number; errors: number }
+  >();
+  for (const row of rows) {
+    const at = Date.parse(row.occurredAt);
+    const errors = row.statusCode >= ERROR_STATUS_FROM ? row.requestCount : 0;
+    for (const grain of USAGE_GRAINS) {
+      const start = bucketStartIso(at, grain);
+      // Endpoints hold no control characters, so a newline separates the key's parts.
+      const statusKey = `${row.partnerId}\n${grain}\n${start}\n${row.statusCode}`;
+      const s = status.get(statusKey);
+      if (s) s.requests += row.requestCount;
+      else status.set(statusKey, { grain, start, partnerId: row.partnerId, statusCode: row.statusCode, requests: row.requestCount });
+      const endpointKey = `${row.partnerId}\n${grain}\n${start}\n${row.method}\n${row.endpoint}`;
+      const e = endpoints.get(endpointKey);
+      if (e) {
+        e.requests += row.requestCount;
+        e.errors += errors;
+      } else {
+        endpoints.set(endpointKey, {
+          grain, start, partnerId: row.partnerId, endpoint: row.endpoint, method: row.method, requests: row.requestCount, errors,
+        });
+      }
+    }
+  }
+  const s = [...status.values()];
+  const e = [...endpoints.values()];
+  return [
+    prisma.$executeRaw`
+      INSERT INTO "UsageStatusRollup" ("partnerId", grain, "bucketStart", "statusCode", "requestCount")
+      SELECT "partnerId", grain::"UsageGrain", start::timestamp(3), "statusCode", requests
+      FROM unnest(${s.map((r) => r.partnerId)}::text[], ${s.map((r) => r.grain)}::text[], ${s.map((r) => r.start)}::text[],
+                  ${s.map((r) => r.statusCode)}::int[], ${s.map((r) => r.requests)}::bigint[])
+        AS u("partnerId", grain, start, "statusCode", requests)
+      ORDER BY 1, 2, 3, 4
+      ON CONFLICT ("partnerId", grain, "bucketStart", "statusCode")
+      DO UPDATE SET "requestCount" = "UsageStatusRollup"."requestCount" + EXCLUDED."requestCount"`,
+    prisma.$executeRaw`
+      INSERT INTO "UsageEndpointRollup" ("partnerId", grain, "bucketStart", endpoint, method, "requestCount", "errorRequests")
+      SELECT "partnerId", grain::"UsageGrain", start::timestamp(3), endpoint, method::"HttpMethod", requests, errors
+      FROM unnest(${e.map((r) => r.partnerId)}::text[], ${e.map((r) => r.grain)}::text[], ${e.map((r) => r.start)}::text[],
+                  ${e.map((r) => r.endpoint)}::text[], ${e.map((r) => r.method)}::text[], ${e.map((r) => r.requests)}::bigint[],
+                  ${e.map((r) => r.errors)}::bigint[])
+        AS u("partnerId", grain, start, endpoint, method, requests, errors)
+      ORDER BY 1, 2, 3, 4, 5
+      ON CONFLICT ("partnerId", grain, "bucketStart", endpoint, method)
+      DO UPDATE SET "requestCount" = "UsageEndpointRollup"."requestCount" + EXCLUDED."requestCount",
+                    "errorRequests" = "UsageEndpointRollup"."errorRequests" + EXCLUDED."errorRequests"`,
+  ];
 }
 
 /** After commit: one message for the batch to subscribers, and live queries over usage re-run. */
