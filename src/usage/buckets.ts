@@ -12,4 +12,3 @@ export const ERROR_STATUS_FROM = 400;
 /** Epoch-aligned buckets are UTC minutes, hours and days, as date_trunc on UTC timestamps makes them. */
 export const bucketStart = (at: number, grain: UsageGrain) => Math.floor(at / GRAIN_MS[grain]) * GRAIN_MS[grain];
 
-export const bucketStartIso = (at: number, grain: UsageGrain) => new Date(bucketStart(at, grain)).toISOString();
