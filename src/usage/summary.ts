@@ -58,10 +58,11 @@ export function windowPieces(from: number, to: number, grains: readonly UsageGra
 }
 
 /**
- * Totals over [from, to). Whole buckets come from the rollups ingest keeps (never coarser than
- * the series' bucket, so each rollup row lies in one series bucket), the partial minutes at the
- * window's edges from the raw rows; the rows read are bounded by the window's bucket count, not
- * by the events stored. A key's summary reads its raw rows (the rollups are per partner).
+ * Totals over [from, to). Whole buckets come from the rollups ingest keeps (for the series and
+ * status codes never coarser than the series' bucket, so each rollup row lies in one series
+ * bucket; for endpoints the coarsest that fit), the partial minutes at the window's edges from
+ * the raw rows. The rows read are bounded by the window's bucket count, not by the events stored.
+ * A key's summary reads its raw rows (the rollups are per partner).
  */
 export async function summarizeUsage(
   services: { prisma: PrismaClient; now: () => Date },
@@ -82,21 +83,23 @@ export async function summarizeUsage(
     });
   }
 
-  const grains = scope.apiKeyId ? [] : USAGE_GRAINS.slice(0, USAGE_GRAINS.indexOf(bucket) + 1).reverse();
-  const pieces = windowPieces(from.getTime(), to.getTime(), grains);
+  // The series needs rollup rows no wider than its buckets; the per-endpoint totals take any width.
+  const coarsestFirst = [...USAGE_GRAINS].reverse();
+  const seriesGrains = scope.apiKeyId ? [] : coarsestFirst.slice(coarsestFirst.indexOf(bucket));
+  const endpointGrains = scope.apiKeyId ? [] : coarsestFirst;
   const partners: Prisma.Sql[] = [];
   if (scope.readable !== "all") partners.push(Prisma.sql`"partnerId" = ANY(${[...scope.readable]}::text[])`);
   if (scope.partnerId) partners.push(Prisma.sql`"partnerId" = ${scope.partnerId}`);
   const raw = [...partners, ...(scope.apiKeyId ? [Prisma.sql`"apiKeyId" = ${scope.apiKeyId}`] : [])];
   const ts = (ms: number) => Prisma.sql`${new Date(ms).toISOString()}::timestamp(3)`;
   const where = (conditions: Prisma.Sql[]) => (conditions.length ? Prisma.join(conditions, " AND ") : Prisma.sql`TRUE`);
-  /** One SELECT per piece, each a range scan of its own index. */
-  const union = (rollup: (grain: UsageGrain) => Prisma.Sql, rawRows: Prisma.Sql) =>
+  /** One SELECT per piece of the window, each a range scan of its own index. */
+  const union = (grains: readonly UsageGrain[], rollup: Prisma.Sql, rawRows: Prisma.Sql) =>
     Prisma.join(
-      pieces.map((piece) =>
+      windowPieces(from.getTime(), to.getTime(), grains).map((piece) =>
         piece.source === "raw"
           ? Prisma.sql`${rawRows} WHERE ${where([...raw, Prisma.sql`"occurredAt" >= ${ts(piece.from)}`, Prisma.sql`"occurredAt" < ${ts(piece.to)}`])}`
-          : Prisma.sql`${rollup(piece.source)} WHERE ${where([
+          : Prisma.sql`${rollup} WHERE ${where([
               ...partners,
               Prisma.sql`grain = ${piece.source}::"UsageGrain"`,
               Prisma.sql`"bucketStart" >= ${ts(piece.from)}`,
@@ -110,15 +113,16 @@ export async function summarizeUsage(
     services.prisma.$queryRaw<Array<{ start: Date | string; statusCode: number; requests: bigint }>>`
       SELECT date_trunc(${BUCKET_UNIT[bucket]}, at) AS start, "statusCode", SUM(requests)::bigint AS requests
       FROM (${union(
-        () => Prisma.sql`SELECT "bucketStart" AS at, "statusCode", "requestCount" AS requests FROM "UsageStatusRollup"`,
+        seriesGrains,
+        Prisma.sql`SELECT "bucketStart" AS at, "statusCode", "requestCount" AS requests FROM "UsageStatusRollup"`,
         Prisma.sql`SELECT "occurredAt" AS at, "statusCode", "requestCount"::bigint AS requests FROM "UsageLog"`,
       )}) AS rows
       GROUP BY 1, 2`,
     services.prisma.$queryRaw<Array<{ endpoint: string; method: HttpMethod; requests: bigint; errors: bigint }>>`
       SELECT endpoint, method::text AS method, SUM(requests)::bigint AS requests, SUM(errors)::bigint AS errors
       FROM (${union(
-        () =>
-          Prisma.sql`SELECT endpoint, method, "requestCount" AS requests, "errorRequests" AS errors FROM "UsageEndpointRollup"`,
+        endpointGrains,
+        Prisma.sql`SELECT endpoint, method, "requestCount" AS requests, "errorRequests" AS errors FROM "UsageEndpointRollup"`,
         Prisma.sql`SELECT endpoint, method, "requestCount"::bigint AS requests, (CASE WHEN "statusCode" >= ${ERROR_STATUS_FROM} THEN "requestCount" ELSE 0 END)::bigint AS errors FROM "UsageLog"`,
       )}) AS rows
       GROUP BY 1, 2`,
