@@ -1,4 +1,4 @@
-import { createHmac } from "node:crypto";
+import { createHmac, randomBytes } from "node:crypto";
 import { decodeGlobalID } from "@pothos/plugin-relay";
 import { z } from "zod";
 import { keyRefusal, type ApiKeyVerifier, type VerificationCode } from "../auth/api-key-verifier.js";
@@ -208,6 +208,8 @@ export async function ingestUsage(
   });
 
   const resolved = await resolveKeys(deps, valid.map((v) => v.ref), now);
+  // One draw of randomness for the batch's ids rather than one per row.
+  const entropy = randomBytes(16 * valid.length);
   const rows: UsageLogMessage[] = [];
   const lastUsed = new Map<string, Date>();
   const nowIso = now.toISOString();
@@ -219,7 +221,7 @@ export async function ingestUsage(
     }
     rows.push({
       // Raw inserts bypass Prisma's uuid(7) default, so the ids are made here the same way.
-      id: uuidv7({ msecs: now.getTime() }),
+      id: uuidv7({ msecs: now.getTime(), random: entropy.subarray(16 * position, 16 * position + 16) }),
       partnerId: key.partnerId,
       apiKeyId: key.apiKeyId,
       endpoint: event.endpoint,
@@ -381,40 +383,38 @@ function touchKeys(lastUsed: Map<string, Date>) {
  * per batch; rows go in key order, so concurrent batches lock them in the same order.
  */
 function upsertRollups(rows: UsageLogMessage[]) {
-  const status = new Map<string, { grain: UsageGrain; start: string; partnerId: string; statusCode: number; requests: number }>();
-  const endpoints = new Map<
-    string,
-    { grain: UsageGrain; start: string; partnerId: string; endpoint: string; method: string; requests: number; errors: number }
-  >();
+  type Sum = {
+    grain: UsageGrain; start: number; partnerId: string; statusCode: number; endpoint: string; method: string; requests: number; errors: number;
+  };
+  const add = (sums: Map<string, Sum>, key: string, sum: Sum, start: number) => {
+    const seen = sums.get(key);
+    if (seen) {
+      seen.requests += sum.requests;
+      seen.errors += sum.errors;
+    } else {
+      sums.set(key, { ...sum, start });
+    }
+  };
+  // Endpoints hold no control characters, so a newline separates the parts of a key.
+  const finest = new Map<string, Sum>();
   for (const row of rows) {
-    const at = Date.parse(row.occurredAt);
+    const start = bucketStart(Date.parse(row.occurredAt), "MINUTE");
     const errors = row.statusCode >= ERROR_STATUS_FROM ? row.requestCount : 0;
-    for (const grain of USAGE_GRAINS) {
-      const start = bucketStart(at, grain);
-      // Endpoints hold no control characters, so a newline separates the key's parts.
-      const statusKey = `${row.partnerId}\n${grain}\n${start}\n${row.statusCode}`;
-      const s = status.get(statusKey);
-      if (s) s.requests += row.requestCount;
-      else {
-        status.set(statusKey, {
-          grain, start: new Date(start).toISOString(), partnerId: row.partnerId, statusCode: row.statusCode, requests: row.requestCount,
-        });
-      }
-      const endpointKey = `${row.partnerId}\n${grain}\n${start}\n${row.method}\n${row.endpoint}`;
-      const e = endpoints.get(endpointKey);
-      if (e) {
-        e.requests += row.requestCount;
-        e.errors += errors;
-      } else {
-        endpoints.set(endpointKey, {
-          grain, start: new Date(start).toISOString(), partnerId: row.partnerId, endpoint: row.endpoint, method: row.method,
-          requests: row.requestCount, errors,
-        });
-      }
+    const key = `${row.partnerId}\n${start}\n${row.statusCode}\n${row.method}\n${row.endpoint}`;
+    const { partnerId, statusCode, endpoint, method, requestCount: requests } = row;
+    add(finest, key, { grain: "MINUTE", start, partnerId, statusCode, endpoint, method, requests, errors }, start);
+  }
+  const status = new Map<string, Sum>();
+  const endpoints = new Map<string, Sum>();
+  for (const grain of USAGE_GRAINS) {
+    for (const sum of finest.values()) {
+      const start = bucketStart(sum.start, grain);
+      add(status, `${sum.partnerId}\n${grain}\n${start}\n${sum.statusCode}`, { ...sum, grain }, start);
+      add(endpoints, `${sum.partnerId}\n${grain}\n${start}\n${sum.method}\n${sum.endpoint}`, { ...sum, grain }, start);
     }
   }
-  const s = [...status.values()];
-  const e = [...endpoints.values()];
+  const s = [...status.values()].map((sum) => ({ ...sum, start: new Date(sum.start).toISOString() }));
+  const e = [...endpoints.values()].map((sum) => ({ ...sum, start: new Date(sum.start).toISOString() }));
   return [
     Prisma.sql`
       INSERT INTO "UsageStatusRollup" ("partnerId", grain, "bucketStart", "statusCode", "requestCount")

@@ -38,6 +38,10 @@ ALTER TABLE "UsageStatusRollup" ADD CONSTRAINT "UsageStatusRollup_partnerId_fkey
 ALTER TABLE "UsageEndpointRollup" ADD CONSTRAINT "UsageEndpointRollup_partnerId_fkey" FOREIGN KEY ("partnerId") REFERENCES "PartnerOrganization"("id") ON DELETE CASCADE ON UPDATE CASCADE;
 
 
+-- Ingest adds to rollup rows in place: room on each page lets those updates stay heap-only (HOT).
+ALTER TABLE "UsageStatusRollup" SET (fillfactor = 70);
+ALTER TABLE "UsageEndpointRollup" SET (fillfactor = 70);
+
 -- Backfill: the rollups of every row already stored, at each grain.
 INSERT INTO "UsageStatusRollup" ("partnerId", "grain", "bucketStart", "statusCode", "requestCount")
 SELECT l."partnerId", g.grain::"UsageGrain", date_trunc(g.unit, l."occurredAt"), l."statusCode", SUM(l."requestCount")
