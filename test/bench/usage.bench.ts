@@ -59,6 +59,7 @@ async function ingest(server: TestServer) {
     }));
   };
 
+  const parsed = (batch: ReturnType<typeof events>) => batch.map((e) => ({ ...e, occurredAt: new Date(e.occurredAt) }));
   // The baseline writes through its own connection, as a bulk loader would.
   const direct = TEST_DATABASE_URL ? new pg.Client({ connectionString: server.config.databaseUrl }) : undefined;
   await direct?.connect();
@@ -88,8 +89,10 @@ async function ingest(server: TestServer) {
   // Warm both paths, then interleave them so load on the machine falls on both alike.
   await rawInsert(events());
   await server.gql(RECORD_USAGE, { events: events() }, gateway);
+  await server.app.services.usage.record("service:bench", parsed(events()));
   const raw: number[] = [];
   const recorded: number[] = [];
+  const domain: number[] = [];
   for (let b = 0; b < BATCHES; b++) {
     const batch = events();
     let t0 = performance.now();
@@ -100,19 +103,30 @@ async function ingest(server: TestServer) {
     const response = await server.gql(RECORD_USAGE, { events: again, idempotencyKey: `bench-${b}` }, gateway);
     recorded.push(performance.now() - t0);
     if (response.data?.recordUsage.accepted !== BATCH_SIZE) throw new Error(JSON.stringify(response).slice(0, 500));
+    // The same operation without HTTP and GraphQL: what ingest itself costs.
+    const direct = parsed(events());
+    t0 = performance.now();
+    const result = await server.app.services.usage.record("service:bench", direct, `bench-direct-${b}`);
+    domain.push(performance.now() - t0);
+    if (result.accepted !== BATCH_SIZE) throw new Error(JSON.stringify(result).slice(0, 500));
   }
   await direct?.end();
   const sum = (values: number[]) => values.reduce((a, b) => a + b, 0) / 1000;
   const rawFigures = { ...summarise(raw, sum(raw)), operations: BATCHES * BATCH_SIZE };
   const recordFigures = { ...summarise(recorded, sum(recorded)), operations: BATCHES * BATCH_SIZE };
-  printFigures(`raw unnest INSERT, batches of ${BATCH_SIZE}${direct ? "" : " (via Prisma)"}`, rawFigures, "rows");
-  printFigures(`recordUsage, batches of ${BATCH_SIZE}`, recordFigures, "rows");
-  console.log(`  (p50/p99 per batch of ${BATCH_SIZE})  recordUsage / raw insert = ${(rawFigures.seconds / recordFigures.seconds).toFixed(2)}×`);
+  const domainFigures = { ...summarise(domain, sum(domain)), operations: BATCHES * BATCH_SIZE };
+  printFigures(`raw unnest INSERT${direct ? "" : " (via Prisma)"}`, rawFigures, "rows");
+  printFigures(`recordUsage over HTTP`, recordFigures, "rows");
+  printFigures(`usage.record (no HTTP/GraphQL)`, domainFigures, "rows");
+  console.log(
+    `  (batches of ${BATCH_SIZE}, p50/p99 per batch)  recordUsage / raw insert = ${(rawFigures.seconds / recordFigures.seconds).toFixed(2)}×` +
+      `   usage.record / raw insert = ${(rawFigures.seconds / domainFigures.seconds).toFixed(2)}×`,
+  );
 
   // Every accepted event reached the rollups.
   const [check] = await server.app.services.prisma.$queryRaw<Array<{ rolled: bigint }>>`
     SELECT SUM("requestCount")::bigint AS rolled FROM "UsageStatusRollup" WHERE "partnerId" = ${partner.id} AND grain = 'DAY'`;
-  const expectedRolled = BigInt((BATCHES + 1) * events().reduce((total, e) => total + e.requestCount, 0));
+  const expectedRolled = BigInt((2 * BATCHES + 2) * events().reduce((total, e) => total + e.requestCount, 0));
   if (check!.rolled !== expectedRolled) throw new Error(`rollups hold ${check!.rolled}, expected ${expectedRolled}`);
 }
 
@@ -168,6 +182,17 @@ async function summaries(server: TestServer) {
     await prisma.$executeRaw`ANALYZE "UsageStatusRollup"`;
     await prisma.$executeRaw`ANALYZE "UsageEndpointRollup"`;
     console.log(`\n${size.toLocaleString("en")} events seeded for one partner in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+
+    // What any signed-in request costs here, for scale.
+    const floor: number[] = [];
+    const floorStarted = performance.now();
+    for (let i = 0; i < SUMMARY_CALLS; i++) {
+      const t0 = performance.now();
+      const response = await server.gql(`{ viewer { id } }`, {}, viewer.token);
+      floor.push(performance.now() - t0);
+      if (!response.data?.viewer) throw new Error(JSON.stringify(response.errors));
+    }
+    printFigures("{ viewer { id } } (HTTP floor)", summarise(floor, (performance.now() - floorStarted) / 1000), "calls");
 
     const shapes = [
       { bucket: "DAY", span: 30 * DAY },
