@@ -3,6 +3,7 @@ import { hashPassword } from "./auth/password.js";
 import type { PrismaClient } from "./db/index.js";
 import type { ApiKeys } from "./domain/api-keys.js";
 import type { HttpMethod, Role } from "./generated/prisma/enums.js";
+import { rebuildUsageRollups } from "./usage/rollups.js";
 
 export interface DemoAccount {
   username: string;
@@ -116,6 +117,7 @@ export async function seedDemoData(
         }),
       });
     }
+    await rebuildUsageRollups(prisma, [partner.id]);
 
     await prisma.developerDoc.create({
       data: {

@@ -2,6 +2,7 @@ import { performance } from "node:perf_hooks";
 import pg from "pg";
 import { v7 as uuidv7 } from "uuid";
 import { Prisma } from "../../src/db/index.js";
+import { rebuildUsageRollups } from "../../src/usage/rollups.js";
 import { TEST_DATABASE_URL } from "../support/database.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 import { createGatewayCredential, createKey, createPartner, RECORD_USAGE, type TestKey } from "../support/usage.js";
@@ -165,19 +166,7 @@ async function summaries(server: TestServer) {
     }
     seeded = size;
     // The rollups of the seeded rows, as the migration's backfill makes them.
-    await prisma.$executeRaw`DELETE FROM "UsageStatusRollup" WHERE "partnerId" = ${partner.id}`;
-    await prisma.$executeRaw`DELETE FROM "UsageEndpointRollup" WHERE "partnerId" = ${partner.id}`;
-    await prisma.$executeRaw`
-      INSERT INTO "UsageStatusRollup" ("partnerId", grain, "bucketStart", "statusCode", "requestCount")
-      SELECT l."partnerId", g.grain::"UsageGrain", date_trunc(g.unit, l."occurredAt"), l."statusCode", SUM(l."requestCount")
-      FROM "UsageLog" l CROSS JOIN (VALUES ('MINUTE', 'minute'), ('HOUR', 'hour'), ('DAY', 'day')) AS g(grain, unit)
-      WHERE l."partnerId" = ${partner.id} GROUP BY 1, 2, 3, 4`;
-    await prisma.$executeRaw`
-      INSERT INTO "UsageEndpointRollup" ("partnerId", grain, "bucketStart", endpoint, method, "requestCount", "errorRequests")
-      SELECT l."partnerId", g.grain::"UsageGrain", date_trunc(g.unit, l."occurredAt"), l.endpoint, l.method,
-             SUM(l."requestCount"), COALESCE(SUM(l."requestCount") FILTER (WHERE l."statusCode" >= 400), 0)
-      FROM "UsageLog" l CROSS JOIN (VALUES ('MINUTE', 'minute'), ('HOUR', 'hour'), ('DAY', 'day')) AS g(grain, unit)
-      WHERE l."partnerId" = ${partner.id} GROUP BY 1, 2, 3, 4, 5`;
+    await rebuildUsageRollups(prisma, [partner.id]);
     await prisma.$executeRaw`VACUUM ANALYZE "UsageLog"`.catch(() => prisma.$executeRaw`ANALYZE "UsageLog"`);
     await prisma.$executeRaw`ANALYZE "UsageStatusRollup"`;
     await prisma.$executeRaw`ANALYZE "UsageEndpointRollup"`;
