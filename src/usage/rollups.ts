@@ -7,23 +7,24 @@ import type { PrismaClient } from "../db/index.js";
  */
 export async function rebuildUsageRollups(prisma: PrismaClient, partnerIds: readonly string[]): Promise<void> {
   const ids = [...partnerIds];
-  await prisma.$transaction([
-    prisma.$executeRaw`DELETE FROM "UsageStatusRollup" WHERE "partnerId" = ANY(${ids}::text[])`,
-    prisma.$executeRaw`DELETE FROM "UsageEndpointRollup" WHERE "partnerId" = ANY(${ids}::text[])`,
-    prisma.$executeRaw`
+  // A large partner's rows take a while to sum; the default transaction timeout is seconds.
+  await prisma.$transaction(async (tx) => {
+    await tx.$executeRaw`DELETE FROM "UsageStatusRollup" WHERE "partnerId" = ANY(${ids}::text[])`;
+    await tx.$executeRaw`DELETE FROM "UsageEndpointRollup" WHERE "partnerId" = ANY(${ids}::text[])`;
+    await tx.$executeRaw`
       INSERT INTO "UsageStatusRollup" ("partnerId", grain, "bucketStart", "statusCode", "requestCount")
       SELECT l."partnerId", g.grain::"UsageGrain", date_trunc(g.unit, l."occurredAt"), l."statusCode", SUM(l."requestCount")
       FROM "UsageLog" l
       CROSS JOIN (VALUES ('MINUTE', 'minute'), ('HOUR', 'hour'), ('DAY', 'day')) AS g(grain, unit)
       WHERE l."partnerId" = ANY(${ids}::text[])
-      GROUP BY 1, 2, 3, 4`,
-    prisma.$executeRaw`
+      GROUP BY 1, 2, 3, 4`;
+    await tx.$executeRaw`
       INSERT INTO "UsageEndpointRollup" ("partnerId", grain, "bucketStart", endpoint, method, "requestCount", "errorRequests")
       SELECT l."partnerId", g.grain::"UsageGrain", date_trunc(g.unit, l."occurredAt"), l.endpoint, l.method,
              SUM(l."requestCount"), COALESCE(SUM(l."requestCount") FILTER (WHERE l."statusCode" >= 400), 0)
       FROM "UsageLog" l
       CROSS JOIN (VALUES ('MINUTE', 'minute'), ('HOUR', 'hour'), ('DAY', 'day')) AS g(grain, unit)
       WHERE l."partnerId" = ANY(${ids}::text[])
-      GROUP BY 1, 2, 3, 4, 5`,
-  ]);
+      GROUP BY 1, 2, 3, 4, 5`;
+  }, { timeout: 60 * 60_000, maxWait: 60_000 });
 }
