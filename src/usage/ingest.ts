@@ -148,8 +148,8 @@ const REJECTION_MESSAGE: Record<UsageRejectionCode, string> = {
 
 /**
  * Stores a batch of the gateway's usage events. Valid events for usable keys are written together
- * (one multi-row INSERT, in one transaction with the batch's idempotency record, the keys'
- * lastUsedAt and the rollups' sums); the others are answered one by one. The partner is always the key's.
+ * (one statement with the batch's idempotency record, the keys' lastUsedAt and the rollups'
+ * sums); the others are answered one by one. The partner is always the key's.
  * A retried batch (same submitter, idempotencyKey and events) answers what the first one did; the
  * same key with other events is a CONFLICT.
  */
@@ -340,10 +340,11 @@ async function storeBatch(
     : Prisma.sql`SELECT 1`;
   const writes = rows.length > 0 ? [insertRows(rows), touchKeys(lastUsed), ...upsertRollups(rows)] : [];
   const [answer] = await prisma.$queryRaw<Array<{ stored: number }>>`
-    WITH batch AS (${record})${Prisma.join(
-      writes.map((write, i) => Prisma.sql`, w${Prisma.raw(String(i))} AS (${write})`),
-      "",
-    )}
+    WITH batch AS (${record})${
+      writes.length > 0
+        ? Prisma.join(writes.map((write, i) => Prisma.sql`, w${Prisma.raw(String(i))} AS (${write})`), "")
+        : Prisma.empty
+    }
     SELECT COUNT(*)::int AS stored FROM batch`;
   return (answer?.stored ?? 0) > 0;
 }
