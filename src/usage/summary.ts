@@ -109,7 +109,9 @@ export async function summarizeUsage(
       " UNION ALL ",
     );
 
-  const [byStatus, byEndpointRows] = await Promise.all([
+  const [, byStatus, byEndpointRows] = await services.prisma.$transaction([
+    // Parallel workers would start for a few thousand rows and cost more than the scan.
+    services.prisma.$executeRaw`SET LOCAL max_parallel_workers_per_gather = 0`,
     services.prisma.$queryRaw<Array<{ start: Date | string; statusCode: number; requests: bigint }>>`
       SELECT date_trunc(${BUCKET_UNIT[bucket]}, at) AS start, "statusCode", SUM(requests)::bigint AS requests
       FROM (${union(

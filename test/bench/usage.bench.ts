@@ -212,6 +212,16 @@ async function summaries(server: TestServer) {
         }
       }
       const apiSeconds = (performance.now() - apiStarted) / 1000;
+      // The same summaries in process: what the database and the summary code cost without HTTP.
+      const inProcess: number[] = [];
+      const inProcessStarted = performance.now();
+      for (let i = 0; i < SUMMARY_CALLS; i++) {
+        const t0 = performance.now();
+        const summary = await server.app.services.usage.summarize({ readable: "all", partnerId: partner.id }, { ...window(), bucket });
+        inProcess.push(performance.now() - t0);
+        if (summary.totalRequests === 0) throw new Error("empty summary");
+      }
+      const inProcessSeconds = (performance.now() - inProcessStarted) / 1000;
       const scan: number[] = [];
       const scanStarted = performance.now();
       for (let i = 0; i < RAW_SCAN_CALLS; i++) {
@@ -225,6 +235,7 @@ async function summaries(server: TestServer) {
       const scanFigures = summarise(scan, scanSeconds);
       const span_ = { DAY: "30 days", HOUR: "7 days", MINUTE: "6 hours" }[bucket];
       printFigures(`usageSummary ${bucket} over ${span_} (HTTP)`, apiFigures, "calls");
+      printFigures(`usage.summarize ${bucket} (in process)`, summarise(inProcess, inProcessSeconds), "calls");
       printFigures(`raw scan ${bucket} over ${span_} (SQL)`, scanFigures, "calls");
       console.log(`  p50 raw scan / usageSummary = ${(scanFigures.p50Ms / apiFigures.p50Ms).toFixed(1)}×`);
     }
