@@ -116,6 +116,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     pubsub,
     hashKey,
     now,
+    retentionDays: config.usageRetentionDays,
     onStored: (result) => {
       metrics.usageEventsAccepted.inc(result.accepted);
       for (const { code } of result.rejected) metrics.usageEventsRejected.inc({ code });

@@ -74,6 +74,7 @@ const envSchema = z.object({
   INVITATION_URL_TEMPLATE: linkTemplate.optional(),
   PASSWORD_RESET_URL_TEMPLATE: linkTemplate.optional(),
   LIVE_BACKLOG_BYTES: z.coerce.number().int().min(1024).default(4 * 1024 * 1024),
+  USAGE_RETENTION_DAYS: z.coerce.number().int().min(1).max(36_500).optional(),
 });
 
 /**
@@ -130,6 +131,8 @@ export interface Config {
    * more ends its stream with EVENTS_DROPPED. A batch is always taken whole by a subscriber under it.
    */
   liveBacklogBytes: number;
+  /** Raw usage rows older than this many days are deleted (rollups keep the totals); undefined keeps all. */
+  usageRetentionDays: number | undefined;
 }
 
 /**
@@ -201,5 +204,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     persistedOperations: { file: e.PERSISTED_OPERATIONS_FILE, only: e.PERSISTED_OPERATIONS_ONLY },
     links: { invitation: e.INVITATION_URL_TEMPLATE, passwordReset: e.PASSWORD_RESET_URL_TEMPLATE },
     liveBacklogBytes: e.LIVE_BACKLOG_BYTES,
+    usageRetentionDays: e.USAGE_RETENTION_DAYS,
   };
 }

@@ -4,6 +4,7 @@ import type { PrismaClient } from "./db/index.js";
 import type { ApiKeys } from "./domain/api-keys.js";
 import type { Partners } from "./domain/partners.js";
 import type { HttpMethod, Role } from "./generated/prisma/enums.js";
+import { rebuildUsageRollups } from "./usage/rollups.js";
 
 export interface DemoAccount {
   username: string;
@@ -120,6 +121,7 @@ export async function seedDemoData(
         }),
       });
     }
+    await rebuildUsageRollups(prisma, [partner.id]);
 
     await prisma.developerDoc.create({
       data: {

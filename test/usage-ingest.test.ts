@@ -124,3 +124,17 @@ describe("recordUsage", () => {
     expect(errorCodes(await server.gql(RECORD_USAGE, { events: [event(keyA)] }))).toEqual(["UNAUTHENTICATED"]);
   });
 });
+
+describe("recordUsage with an idempotencyKey and no event accepted", () => {
+  it("remembers the batch: a retry answers the same rejections, other events under the key a CONFLICT", async () => {
+    const events = [event(keyA, { statusCode: 42 }), event(keyA, { endpoint: "no-slash" })];
+    const first = await server.gql(RECORD_USAGE, { events, idempotencyKey: "all-rejected" }, gateway);
+    expect(first.data?.recordUsage.accepted).toBe(0);
+    expect(first.data?.recordUsage.rejected.map((r: { code: string }) => r.code)).toEqual(["INVALID_EVENT", "INVALID_EVENT"]);
+    const retry = await server.gql(RECORD_USAGE, { events, idempotencyKey: "all-rejected" }, gateway);
+    expect(retry.data).toEqual(first.data);
+    const other = await server.gql(RECORD_USAGE, { events: [event(keyA)], idempotencyKey: "all-rejected" }, gateway);
+    expect(errorCodes(other)).toEqual(["CONFLICT"]);
+    expect(await prisma().usageLog.count({ where: { apiKeyId: keyA.id, endpoint: "/v1/orders", occurredAt: NOW } })).toBe(0);
+  });
+});

@@ -2,6 +2,7 @@ import type { ApiKeyVerifier } from "../auth/api-key-verifier.js";
 import type { PrismaClient } from "../db/index.js";
 import type { AppPubSub } from "../realtime/pubsub.js";
 import { ingestUsage, type IngestResult, type UsageEvent } from "./ingest.js";
+import { createUsageRetention } from "./retention.js";
 import { createUsageStreams, type UsageStreamFilter } from "./stream.js";
 import { summarizeUsage, type UsageScope, type UsageSummaryResult, type UsageWindow } from "./summary.js";
 
@@ -10,6 +11,8 @@ export interface UsageOperations {
   /** Stores a batch of the gateway's events (see ingest.ts); `submittedBy` scopes idempotency keys. */
   record(submittedBy: string, events: readonly UsageEvent[], idempotencyKey?: string | null): Promise<IngestResult>;
   summarize(scope: UsageScope, window: UsageWindow): Promise<UsageSummaryResult>;
+  /** Deletes raw rows past the retention period now (the timer does it too); answers how many. */
+  sweepExpired(): Promise<number>;
   stream: ReturnType<typeof createUsageStreams>["stream"];
   close(): Promise<void>;
 }
@@ -20,13 +23,19 @@ export function createUsage(deps: {
   pubsub: AppPubSub;
   hashKey: Uint8Array;
   now: () => Date;
+  /** Raw rows older than this many days are deleted; undefined keeps everything. */
+  retentionDays?: number;
   onStored?: (result: IngestResult) => void;
 }): UsageOperations {
   const streams = createUsageStreams(deps);
+  const retention = createUsageRetention({ prisma: deps.prisma, days: deps.retentionDays, now: deps.now });
   return {
     record: (submittedBy, events, idempotencyKey) => ingestUsage(deps, submittedBy, events, idempotencyKey),
     summarize: (scope, window) => summarizeUsage(deps, scope, window),
     stream: (filter: UsageStreamFilter) => streams.stream(filter),
-    close: () => streams.close(),
+    sweepExpired: () => retention.sweep(),
+    close: async () => {
+      await Promise.all([retention.close(), streams.close()]);
+    },
   };
 }

@@ -1,4 +1,4 @@
-import { createHmac } from "node:crypto";
+import { createHmac, randomBytes } from "node:crypto";
 import { decodeGlobalID } from "@pothos/plugin-relay";
 import { z } from "zod";
 import { keyRefusal, type ApiKeyVerifier, type VerificationCode } from "../auth/api-key-verifier.js";
@@ -7,8 +7,9 @@ import { Prisma, type PrismaClient } from "../db/index.js";
 import { HttpMethod } from "../generated/prisma/enums.js";
 import { invalidateLive, liveKey } from "../realtime/live.js";
 import type { AppPubSub, UsageLogMessage } from "../realtime/pubsub.js";
-import { badInput, conflict, isUniqueViolation } from "../errors.js";
+import { badInput, conflict } from "../errors.js";
 import { v7 as uuidv7 } from "uuid";
+import { bucketStart, ERROR_STATUS_FROM, USAGE_GRAINS, type UsageGrain } from "./buckets.js";
 
 /** Events per recordUsage call; larger batches are refused whole (BAD_USER_INPUT). */
 export const MAX_BATCH_EVENTS = 5000;
@@ -151,8 +152,8 @@ const REJECTION_MESSAGE: Record<UsageRejectionCode, string> = {
 
 /**
  * Stores a batch of the gateway's usage events. Valid events for usable keys are written together
- * (one multi-row INSERT, in one transaction with the batch's idempotency record and the keys'
- * lastUsedAt); the others are answered one by one. The partner is always the key's.
+ * (one statement with the batch's idempotency record, the keys' lastUsedAt and the rollups'
+ * sums); the others are answered one by one. The partner is always the key's.
  * A retried batch (same submitter, idempotencyKey and events) answers what the first one did; the
  * same key with other events is a CONFLICT.
  */
@@ -181,10 +182,6 @@ export async function ingestUsage(
   const key = batchKey?.data ?? null;
   const requestHash = key ? batchHash(deps.hashKey, events) : null;
   const { prisma } = deps;
-  if (key) {
-    const earlier = await storedAnswer(prisma, submittedBy, key, requestHash);
-    if (earlier) return earlier;
-  }
 
   const now = deps.now();
   const rejected: UsageRejection[] = [];
@@ -217,6 +214,8 @@ export async function ingestUsage(
   });
 
   const resolved = await resolveKeys(deps, valid.map((v) => v.ref), now);
+  // One draw of randomness for the batch's ids rather than one per row.
+  const entropy = randomBytes(16 * valid.length);
   const rows: UsageLogMessage[] = [];
   const lastUsed = new Map<string, Date>();
   const nowIso = now.toISOString();
@@ -230,7 +229,7 @@ export async function ingestUsage(
       // Raw inserts bypass Prisma's uuid(7) default, so the ids are made here the same way; the
       // sequence keeps them rising in the batch's order, which is the order usageLogCreated's
       // cursors (createdAt, then id) follow.
-      id: uuidv7({ msecs: now.getTime(), seq: rows.length }),
+      id: uuidv7({ msecs: now.getTime(), seq: rows.length, random: entropy.subarray(16 * position, 16 * position + 16) }),
       partnerId: key.partnerId,
       apiKeyId: key.apiKeyId,
       endpoint: event.endpoint,
@@ -247,31 +246,17 @@ export async function ingestUsage(
   rejected.sort((a, b) => a.index - b.index);
   const result: IngestResult = { accepted: rows.length, rejected };
 
-  try {
-    await prisma.$transaction([
-      // First, so a concurrent retry of the same batch waits on its unique index and then fails.
-      ...(key
-        ? [
-            prisma.usageBatch.create({
-              data: {
-                submittedBy,
-                idempotencyKey: key,
-                requestHash,
-                accepted: result.accepted,
-                rejected: result.rejected as unknown as Prisma.InputJsonValue,
-              },
-              select: { id: true },
-            }),
-          ]
-        : []),
-      ...(rows.length > 0 ? [insertRows(prisma, rows), touchKeys(prisma, lastUsed)] : []),
-    ]);
-  } catch (error) {
-    if (key && isUniqueViolation(error)) {
-      const earlier = await storedAnswer(prisma, submittedBy, key, requestHash);
+  const batch: BatchRecord | null = key
+    ? { id: uuidv7({ msecs: now.getTime() }), submittedBy, idempotencyKey: key, requestHash, result, at: nowIso }
+    : null;
+  if (batch || rows.length > 0) {
+    const stored = await storeBatch(prisma, batch, rows, lastUsed);
+    // Another request stored this key first (perhaps at this moment): its answer, or CONFLICT.
+    if (batch && !stored) {
+      const earlier = await storedAnswer(prisma, submittedBy, batch.idempotencyKey, requestHash);
       if (earlier) return earlier;
+      throw new Error("usage batch neither stored nor found");
     }
-    throw error;
   }
 
   deps.onStored?.(result);
@@ -332,10 +317,52 @@ function batchHash(hashKey: Uint8Array, events: readonly UsageEvent[]): string {
 
 type Client = PrismaClient;
 
-/** One INSERT for the whole batch: columns travel as arrays, so the statement's size is fixed. */
-function insertRows(prisma: Client, rows: UsageLogMessage[]) {
+interface BatchRecord {
+  id: string;
+  submittedBy: string;
+  idempotencyKey: string;
+  requestHash: string | null;
+  result: IngestResult;
+  at: string;
+}
+
+/**
+ * The whole batch in one statement, so one round trip and atomic without an explicit
+ * transaction: the idempotency record, the rows, the keys' lastUsedAt and the rollups' sums, each
+ * one set-based write whose columns travel as arrays (the statement's size is fixed). Every write
+ * but the record's depends on the record being new: a retry that lost the race (ON CONFLICT
+ * waits for the winner's commit) writes nothing. Answers whether this batch was stored.
+ */
+async function storeBatch(
+  prisma: Client,
+  batch: BatchRecord | null,
+  rows: UsageLogMessage[],
+  lastUsed: Map<string, Date>,
+): Promise<boolean> {
+  const record = batch
+    ? Prisma.sql`
+        INSERT INTO "UsageBatch" ("id", "submittedBy", "idempotencyKey", "requestHash", "accepted", "rejected", "createdAt", "updatedAt")
+        VALUES (${batch.id}, ${batch.submittedBy}, ${batch.idempotencyKey}, ${batch.requestHash}, ${batch.result.accepted},
+                ${JSON.stringify(batch.result.rejected)}::jsonb, ${batch.at}::timestamp(3), ${batch.at}::timestamp(3))
+        ON CONFLICT ("submittedBy", "idempotencyKey") DO NOTHING
+        RETURNING 1`
+    : Prisma.sql`SELECT 1`;
+  const writes = rows.length > 0 ? [insertRows(rows), touchKeys(lastUsed), ...upsertRollups(rows)] : [];
+  const [answer] = await prisma.$queryRaw<Array<{ stored: number }>>`
+    WITH batch AS (${record})${
+      writes.length > 0
+        ? Prisma.join(writes.map((write, i) => Prisma.sql`, w${Prisma.raw(String(i))} AS (${write})`), "")
+        : Prisma.empty
+    }
+    SELECT COUNT(*)::int AS stored FROM batch`;
+  return (answer?.stored ?? 0) > 0;
+}
+
+const isNew = Prisma.sql`EXISTS (SELECT FROM batch)`;
+
+function insertRows(rows: UsageLogMessage[]) {
   const column = <K extends keyof UsageLogMessage>(name: K) => rows.map((row) => row[name]);
-  return prisma.$executeRaw`
+  return Prisma.sql`
     INSERT INTO "UsageLog"
       ("id", "partnerId", "apiKeyId", "endpoint", "method", "statusCode", "requestCount", "occurredAt", "createdAt", "updatedAt")
     SELECT id, "partnerId", "apiKeyId", endpoint, method::"HttpMethod", "statusCode", "requestCount",
@@ -345,19 +372,83 @@ function insertRows(prisma: Client, rows: UsageLogMessage[]) {
       ${column("endpoint")}::text[], ${column("method")}::text[], ${column("statusCode")}::int[],
       ${column("requestCount")}::int[], ${column("occurredAt")}::text[], ${column("createdAt")}::text[],
       ${column("updatedAt")}::text[]
-    ) AS u(id, "partnerId", "apiKeyId", endpoint, method, "statusCode", "requestCount", "occurredAt", "createdAt", "updatedAt")`;
+    ) AS u(id, "partnerId", "apiKeyId", endpoint, method, "statusCode", "requestCount", "occurredAt", "createdAt", "updatedAt")
+    WHERE ${isNew}`;
 }
 
-/** One UPDATE for every key of the batch; lastUsedAt never moves backwards. */
-function touchKeys(prisma: Client, lastUsed: Map<string, Date>) {
+/** lastUsedAt never moves backwards. */
+function touchKeys(lastUsed: Map<string, Date>) {
   const ids = [...lastUsed.keys()];
   const times = [...lastUsed.values()].map((at) => at.toISOString());
-  return prisma.$executeRaw`
+  return Prisma.sql`
     UPDATE "ApiKey" AS k
     SET "lastUsedAt" = GREATEST(COALESCE(k."lastUsedAt", u.at), u.at)
     FROM unnest(${ids}::text[], ${times}::text[]) AS t(id, at_text)
     CROSS JOIN LATERAL (SELECT t.at_text::timestamp(3) AS at) AS u
-    WHERE k.id = t.id`;
+    WHERE k.id = t.id AND ${isNew}`;
+}
+
+/**
+ * The batch's sums added to the rollups. Sums are made here, so each rollup row is touched once
+ * per batch; rows go in key order, so concurrent batches lock them in the same order.
+ */
+function upsertRollups(rows: UsageLogMessage[]) {
+  type Sum = {
+    grain: UsageGrain; start: number; partnerId: string; statusCode: number; endpoint: string; method: string; requests: number; errors: number;
+  };
+  const add = (sums: Map<string, Sum>, key: string, sum: Sum, start: number) => {
+    const seen = sums.get(key);
+    if (seen) {
+      seen.requests += sum.requests;
+      seen.errors += sum.errors;
+    } else {
+      sums.set(key, { ...sum, start });
+    }
+  };
+  // Endpoints hold no control characters, so a newline separates the parts of a key.
+  const finest = new Map<string, Sum>();
+  for (const row of rows) {
+    const start = bucketStart(Date.parse(row.occurredAt), "MINUTE");
+    const errors = row.statusCode >= ERROR_STATUS_FROM ? row.requestCount : 0;
+    const key = `${row.partnerId}\n${start}\n${row.statusCode}\n${row.method}\n${row.endpoint}`;
+    const { partnerId, statusCode, endpoint, method, requestCount: requests } = row;
+    add(finest, key, { grain: "MINUTE", start, partnerId, statusCode, endpoint, method, requests, errors }, start);
+  }
+  const status = new Map<string, Sum>();
+  const endpoints = new Map<string, Sum>();
+  for (const grain of USAGE_GRAINS) {
+    for (const sum of finest.values()) {
+      const start = bucketStart(sum.start, grain);
+      add(status, `${sum.partnerId}\n${grain}\n${start}\n${sum.statusCode}`, { ...sum, grain }, start);
+      add(endpoints, `${sum.partnerId}\n${grain}\n${start}\n${sum.method}\n${sum.endpoint}`, { ...sum, grain }, start);
+    }
+  }
+  const s = [...status.values()].map((sum) => ({ ...sum, start: new Date(sum.start).toISOString() }));
+  const e = [...endpoints.values()].map((sum) => ({ ...sum, start: new Date(sum.start).toISOString() }));
+  return [
+    Prisma.sql`
+      INSERT INTO "UsageStatusRollup" ("partnerId", grain, "bucketStart", "statusCode", "requestCount")
+      SELECT "partnerId", grain::"UsageGrain", start::timestamp(3), "statusCode", requests
+      FROM unnest(${s.map((r) => r.partnerId)}::text[], ${s.map((r) => r.grain)}::text[], ${s.map((r) => r.start)}::text[],
+                  ${s.map((r) => r.statusCode)}::int[], ${s.map((r) => r.requests)}::bigint[])
+        AS u("partnerId", grain, start, "statusCode", requests)
+      WHERE ${isNew}
+      ORDER BY 1, 2, 3, 4
+      ON CONFLICT ("partnerId", grain, "bucketStart", "statusCode")
+      DO UPDATE SET "requestCount" = "UsageStatusRollup"."requestCount" + EXCLUDED."requestCount"`,
+    Prisma.sql`
+      INSERT INTO "UsageEndpointRollup" ("partnerId", grain, "bucketStart", endpoint, method, "requestCount", "errorRequests")
+      SELECT "partnerId", grain::"UsageGrain", start::timestamp(3), endpoint, method::"HttpMethod", requests, errors
+      FROM unnest(${e.map((r) => r.partnerId)}::text[], ${e.map((r) => r.grain)}::text[], ${e.map((r) => r.start)}::text[],
+                  ${e.map((r) => r.endpoint)}::text[], ${e.map((r) => r.method)}::text[], ${e.map((r) => r.requests)}::bigint[],
+                  ${e.map((r) => r.errors)}::bigint[])
+        AS u("partnerId", grain, start, endpoint, method, requests, errors)
+      WHERE ${isNew}
+      ORDER BY 1, 2, 3, 4, 5
+      ON CONFLICT ("partnerId", grain, "bucketStart", endpoint, method)
+      DO UPDATE SET "requestCount" = "UsageEndpointRollup"."requestCount" + EXCLUDED."requestCount",
+                    "errorRequests" = "UsageEndpointRollup"."errorRequests" + EXCLUDED."errorRequests"`,
+  ];
 }
 
 /** After commit: one message for the batch to subscribers, and live queries over usage re-run. */
