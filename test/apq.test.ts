@@ -152,7 +152,7 @@ describe("PERSISTED_OPERATIONS_ONLY with the codegen manifest", () => {
 
 describe("persisted operations configuration", () => {
   it("needs a manifest for PERSISTED_OPERATIONS_ONLY, and refuses one whose hashes are not its documents'", () => {
-    expect(() => loadConfig({ PERSISTED_OPERATIONS_ONLY: "true" })).toThrow(/PERSISTED_OPERATIONS_ONLY needs PERSISTED_OPERATIONS_FILE/);
+    expect(() => loadConfig({ PERSISTED_OPERATIONS_ONLY: "true" })).toThrow(/PERSISTED_OPERATIONS_ONLY: needs PERSISTED_OPERATIONS_FILE/);
     expect(loadPersistedManifest(MANIFEST).get(hashOf(ViewerDocument))).toContain("query Viewer");
 
     const dir = mkdtempSync(join(tmpdir(), "manifest-"));

@@ -74,7 +74,7 @@ describe("npm start on the embedded database", () => {
     const [, password] = await first.waitFor(/password for every demo account: ([^\s"\\]+)/);
     expect(first.log).toMatch(/acme-admin\s+partnerAdmin\s+Acme Logistics/);
     // Every start-up step prints a timed line before the server answers.
-    const steps = [...first.log.matchAll(/^ *\d+\.\d s {2}(\w[^:]*):/gm)].map((match) => match[1]);
+    const steps = [...first.log.matchAll(/"elapsedSeconds":[\d.]+,"msg":"(\w[^:"]*):/g)].map((match) => match[1]);
     expect(steps).toEqual(["Partner Portal", "Database", "Migrations", "Migrations", "Pub/sub", "GraphQL", "Seed"]);
 
     const admin = await post(url!, LoginDocument, { input: { login: "admin", password } });
