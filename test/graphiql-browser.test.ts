@@ -41,10 +41,14 @@ async function setEditor(page: Page, selector: string, text: string) {
 
 const responseText = (page: Page) => page.locator(".graphiql-response").innerText();
 
-/** Sets the operation and runs it once GraphiQL has parsed it (the tab then bears its name). */
+/**
+ * Sets the operation and runs it once GraphiQL has taken it in: the tab bears its name, and
+ * GraphiQL has stored the text in its own state (what the run button executes).
+ */
 async function run(page: Page, operationName: string, document: string) {
   await setEditor(page, ".graphiql-query-editor", document);
   await expect.poll(() => page.locator(".graphiql-tab").first().innerText(), { timeout: 30_000 }).toContain(operationName);
+  await expect.poll(() => page.evaluate(() => localStorage.getItem("graphiql:query")), { timeout: 30_000 }).toBe(document);
   await page.locator(".graphiql-execute-button").click();
 }
 
