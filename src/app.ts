@@ -21,13 +21,15 @@ import { attachWebSockets } from "./http/websocket.js";
 import { createGraphQLServer } from "./http/yoga.js";
 import { createLogger, yogaLogger, type Logger } from "./logger.js";
 import { createMetrics, type Metrics } from "./metrics.js";
-import { createAppPubSub, type PubSubConnection } from "./realtime/pubsub.js";
+import { createAppPubSub, reachState, type PubSubConnection } from "./realtime/pubsub.js";
 import type { Services } from "./schema/context.js";
 import { buildSchema } from "./schema/index.js";
 import { createUsage } from "./usage/index.js";
 
 /** Request bodies and WebSocket messages larger than this are refused before they are parsed. */
 export const MAX_REQUEST_BYTES = 1024 * 1024;
+/** How long start-up waits for Redis to answer before serving without it. */
+const REDIS_START_WAIT_MS = 5_000;
 
 export interface AppOptions {
   /** The clock; tests inject one to move time without sleeping. */
@@ -114,6 +116,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     prisma,
     verifier: apiKeyVerifier,
     pubsub,
+    connection,
     hashKey,
     now,
     retentionDays: config.usageRetentionDays,
@@ -122,6 +125,12 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       for (const { code } of result.rejected) metrics.usageEventsRejected.inc({ code });
     },
   });
+  // Live usage streams end at every change of the pub/sub's state (they may have missed events),
+  // so Redis is given a moment to answer before anything is served; a Redis that is down at
+  // start is reported (/readyz) and joined when it comes up.
+  if (connection.state === "disconnected" && !(await reachState(connection, "connected", REDIS_START_WAIT_MS))) {
+    logger.warn(`Pub/sub: Redis did not answer within ${REDIS_START_WAIT_MS / 1000} s; starting without it`);
+  }
   const services: Services = {
     prisma,
     pubsub,

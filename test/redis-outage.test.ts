@@ -14,7 +14,7 @@ import { triggerUntilReceived, wsStream, type ResultStream } from "./support/str
 import { createGatewayCredential, createKey, createPartner, event, RECORD_USAGE } from "./support/usage.js";
 import { createUser } from "./support/users.js";
 
-const CREATED = /* GraphQL */ `subscription { usageLogCreated { endpoint } }`;
+const CREATED = /* GraphQL */ `subscription ($after: String) { usageLogCreated(after: $after) { endpoint streamCursor } }`;
 const LIVE_SUMMARY = /* GraphQL */ `query @live { usageSummary { totalRequests } }`;
 const VERIFY = /* GraphQL */ `query ($s: String!) { verifyApiKey(secret: $s) { valid code } }`;
 const LOGS = /* GraphQL */ `query ($e: String) { usageLogs(filter: { endpoint: $e }) { edges { node { endpoint } } } }`;
@@ -43,6 +43,33 @@ async function receives(stream: ResultStream, endpoint: string) {
     if (!result) return false;
     if ((result.data as { usageLogCreated?: { endpoint: string } } | undefined)?.usageLogCreated?.endpoint === endpoint) return true;
   }
+}
+
+/**
+ * Reads a usageLogCreated stream to its end, which must be EVENTS_DROPPED for the pub/sub's
+ * interruption; answers the endpoints it delivered meanwhile and the last cursor.
+ */
+async function interrupted(stream: ResultStream, cursor: string | null = null) {
+  const endpoints: string[] = [];
+  for (;;) {
+    const result = await stream.next();
+    if (!result) throw new Error("the stream ended without EVENTS_DROPPED");
+    if (result.errors) {
+      // Events read before this call are already in `cursor`.
+      expect(result.errors.map((error) => error.extensions)).toEqual([{ code: "EVENTS_DROPPED", reason: "PUBSUB_INTERRUPTED" }]);
+      expect(await stream.next()).toBeNull();
+      return { endpoints, cursor };
+    }
+    const log = (result.data as { usageLogCreated: { endpoint: string; streamCursor: string } }).usageLogCreated;
+    endpoints.push(log.endpoint);
+    cursor = log.streamCursor;
+  }
+}
+
+/** The cursor of the last event a stream has delivered so far. */
+function lastCursor(stream: ResultStream): string | null {
+  const events = stream.received.filter((result) => result.data);
+  return (events.at(-1)?.data as { usageLogCreated: { streamCursor: string } } | undefined)?.usageLogCreated.streamCursor ?? null;
 }
 
 /** A graphql-ws connection that stays open between operations (the close it expects is not an error). */
@@ -87,10 +114,14 @@ describe("one instance while Redis is down", () => {
       await redis.stop();
       await pubsubReaches(server, "disconnected");
 
+      // The stream may miss other instances' events now: it says so and ends.
+      const { cursor } = await interrupted(stream, lastCursor(stream));
+      const client = server.ws({ connectionParams: { authorization: `Bearer ${developer.token}` } });
+      const during = wsStream(client, CREATED, { after: cursor });
       const recorded = await server.gql(RECORD_USAGE, { events: [event(key, { endpoint: "/down" })] }, gateway);
       expect(recorded.data).toEqual({ recordUsage: { accepted: 1, rejected: [] } });
       // This instance's own subscribers still get the event; only other instances miss it.
-      expect(await receives(stream, "/down")).toBe(true);
+      expect(await receives(during, "/down")).toBe(true);
       const logs = await server.gql(LOGS, { e: "/down" }, developer.token);
       expect(logs.data).toEqual({ usageLogs: { edges: [{ node: { endpoint: "/down" } }] } });
       expect((await server.gql(VERIFY, { s: key.secret }, gateway)).data).toEqual({ verifyApiKey: { valid: true, code: "VALID" } });
@@ -107,9 +138,13 @@ describe("one instance while Redis is down", () => {
       await redis.start();
       await pubsubReaches(server, "connected");
       expect((await readiness(server)).body.pubsub).toBe("connected");
+      // Back: the stream from the outage ends too; resumed, it carries on with nothing repeated.
+      const { cursor: resumeFrom } = await interrupted(during, lastCursor(during));
+      const after = wsStream(client, CREATED, { after: resumeFrom });
       await server.gql(RECORD_USAGE, { events: [event(key, { endpoint: "/back" })] }, gateway);
-      expect(await receives(stream, "/back")).toBe(true);
-      stream.close();
+      expect(await receives(after, "/back")).toBe(true);
+      expect(after.received.map((r) => (r.data as { usageLogCreated: { endpoint: string } }).usageLogCreated.endpoint)).toEqual(["/back"]);
+      after.close();
       expect(processErrors).toEqual([]);
     } finally {
       await server.close();
@@ -151,17 +186,26 @@ describe.skipIf(!TEST_DATABASE_URL)("two instances while Redis is down and after
       for (const { socket } of socketsOf) expect((await wsStream(socket, `{ viewer { id } }`).next())?.data).toBeTruthy();
       expect((await two.gql(VERIFY, { s: key.secret }, gateway)).data!.verifyApiKey.code).toBe("VALID");
 
+      const subscriber = two.ws({ connectionParams: { authorization: `Bearer ${developer.token}` } });
       await redis.stop();
       await Promise.all([pubsubReaches(one, "disconnected"), pubsubReaches(two, "disconnected")]);
+      // A stream that may miss events says so and ends; its client resumes from its last cursor.
+      const { cursor: beforeCursor } = await interrupted(before, lastCursor(before));
+      expect(beforeCursor).toBeTruthy();
 
       const recorded = await one.gql(RECORD_USAGE, { events: [event(key, { endpoint: "/down" })] }, gateway);
       expect(recorded.data).toEqual({ recordUsage: { accepted: 1, rejected: [] } });
       expect((await two.gql(LOGS, { e: "/down" }, developer.token)).data!.usageLogs.edges).toHaveLength(1);
       expect((await one.gql(VERIFY, { s: key.secret }, gateway)).data!.verifyApiKey.code).toBe("VALID");
       expect((await one.gql(`mutation { logout }`, {}, duringOutage.token)).data).toEqual({ logout: true });
-      // Instance one's first subscriber to usage arrives during the outage: its channel is subscribed once Redis is back.
-      const during = wsStream(one.ws({ connectionParams: { authorization: `Bearer ${developer.token}` } }), CREATED);
-      expect(await triggerUntilReceived(during, () => one.gql(RECORD_USAGE, { events: [event(key, { endpoint: "/local" })] }, gateway))).toBeTruthy();
+      // A subscriber on instance one during the outage, resuming from before it: the replay brings
+      // what one recorded, and one's own events arrive live.
+      const during = wsStream(one.ws({ connectionParams: { authorization: `Bearer ${developer.token}` } }), CREATED, { after: beforeCursor });
+      expect(await receives(during, "/down")).toBe(true);
+      await one.gql(RECORD_USAGE, { events: [event(key, { endpoint: "/local" })] }, gateway);
+      expect(await receives(during, "/local")).toBe(true);
+      // What instance two records meanwhile cannot reach it until Redis is back.
+      await two.gql(RECORD_USAGE, { events: [event(key, { endpoint: "/down-on-two" })] }, gateway);
       await vi.waitFor(async () => expect((await readiness(one)).body.publishFailures).toBeGreaterThan(0), { timeout: 15_000, interval: 100 });
       for (const server of [one, two]) {
         expect(await readiness(server)).toMatchObject({ status: 200, body: { status: "ready", pubsub: "disconnected" } });
@@ -172,11 +216,21 @@ describe.skipIf(!TEST_DATABASE_URL)("two instances while Redis is down and after
 
       // The logout instance two missed is caught up on: its socket closes.
       expect(await socketsOf[0]!.closed).toBe(SESSION_ENDED_CLOSE_CODE);
-      // Events cross again, to the subscriber from before the outage and to the one opened during it.
+      // The stream from the outage ends too, and resuming from its last cursor brings what
+      // instance two recorded meanwhile, once, before live events.
+      const seen = await interrupted(during, lastCursor(during));
+      expect(seen.endpoints).not.toContain("/down-on-two");
+      const resumed = wsStream(one.ws({ connectionParams: { authorization: `Bearer ${developer.token}` } }), CREATED, { after: seen.cursor });
+      // Events cross again, to a subscriber resuming on instance two and to the resumed one.
+      const again = wsStream(subscriber, CREATED, { after: beforeCursor });
       await one.gql(RECORD_USAGE, { events: [event(key, { endpoint: "/back" })] }, gateway);
-      expect(await receives(before, "/back")).toBe(true);
+      expect(await receives(again, "/back")).toBe(true);
+      const againEndpoints = again.received.map((r) => (r.data as { usageLogCreated: { endpoint: string } }).usageLogCreated.endpoint);
+      expect(againEndpoints).toEqual(["/down", "/local", "/down-on-two", "/back"]);
       await two.gql(RECORD_USAGE, { events: [event(key, { endpoint: "/back-from-two" })] }, gateway);
-      expect(await receives(during, "/back-from-two")).toBe(true);
+      expect(await receives(resumed, "/back-from-two")).toBe(true);
+      const resumedEndpoints = resumed.received.map((r) => (r.data as { usageLogCreated: { endpoint: string } }).usageLogCreated.endpoint);
+      expect(resumedEndpoints).toEqual(["/down-on-two", "/back", "/back-from-two"]);
       // The live query on instance two re-runs on what instance one recorded.
       await one.gql(RECORD_USAGE, { events: [event(key, { endpoint: "/back-live" })] }, gateway);
       const summary = await two.gql(`{ usageSummary { totalRequests } }`, {}, developer.token);
@@ -209,8 +263,8 @@ describe.skipIf(!TEST_DATABASE_URL)("two instances while Redis is down and after
       expect(await otherClosed).toBe(SESSION_ENDED_CLOSE_CODE);
       expect(errorCodes(await two.gql(VERIFY, { s: key.secret }, other))).toEqual(["UNAUTHENTICATED"]);
 
-      before.close();
-      during.close();
+      again.close();
+      resumed.close();
       live.close();
       expect(processErrors).toEqual([]);
     } finally {

@@ -93,6 +93,26 @@ export interface PubSubOptions {
  * the others through Redis when it is up. Publishing never throws into the caller, a lost
  * connection is retried for ever, and once it is back every channel is subscribed again.
  */
+/**
+ * Resolves true once the connection is in that state, or false after `timeoutMs` (then it is not).
+ * The server waits this way for Redis at start, so what listens from the start is subscribed.
+ */
+export function reachState(connection: PubSubConnection, wanted: PubSubState, timeoutMs: number): Promise<boolean> {
+  if (connection.state === wanted) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      stop();
+      resolve(false);
+    }, timeoutMs);
+    const stop = connection.onStateChange((state) => {
+      if (state !== wanted) return;
+      clearTimeout(timer);
+      stop();
+      resolve(true);
+    });
+  });
+}
+
 export function createAppPubSub(options: PubSubOptions): PubSubHandle {
   if (!options.redisUrl) {
     const connection: PubSubConnection = {

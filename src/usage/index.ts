@@ -1,6 +1,6 @@
 import type { ApiKeyVerifier } from "../auth/api-key-verifier.js";
 import type { PrismaClient } from "../db/index.js";
-import type { AppPubSub } from "../realtime/pubsub.js";
+import type { AppPubSub, PubSubConnection } from "../realtime/pubsub.js";
 import { ingestUsage, type IngestResult, type UsageEvent } from "./ingest.js";
 import { createUsageRetention } from "./retention.js";
 import { createUsageStreams, type UsageStreamFilter } from "./stream.js";
@@ -21,6 +21,8 @@ export function createUsage(deps: {
   prisma: PrismaClient;
   verifier: Pick<ApiKeyVerifier, "verify">;
   pubsub: AppPubSub;
+  /** Live streams end when it changes state (they may have missed events meanwhile). */
+  connection?: Pick<PubSubConnection, "onStateChange">;
   hashKey: Uint8Array;
   now: () => Date;
   /** Raw rows older than this many days are deleted; undefined keeps everything. */

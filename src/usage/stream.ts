@@ -1,7 +1,14 @@
 import type { PrismaClient } from "../db/index.js";
+import { clientError } from "../errors.js";
 import type { Prisma, UsageLog } from "../generated/prisma/client.js";
 import { batchedSource, type Batch, type BatchedSource } from "../realtime/batches.js";
-import { listen, type AppPubSub, type UsageCreatedPayload, type UsageLogMessage } from "../realtime/pubsub.js";
+import {
+  listen,
+  type AppPubSub,
+  type PubSubConnection,
+  type UsageCreatedPayload,
+  type UsageLogMessage,
+} from "../realtime/pubsub.js";
 
 /** Rows a replay reads per statement; each page is one batch, read once the previous one was taken. */
 export const REPLAY_PAGE_ROWS = 500;
@@ -48,27 +55,35 @@ export interface UsageStreams {
 const rowsOf = new WeakMap<UsageCreatedPayload, UsageLog[]>();
 
 /**
- * The instance's usage streams: one pub/sub subscription, held while any stream listens and
- * shared by all of them, so a thousand dashboards are one Redis channel listener and one JSON
- * parse per message.
+ * The instance's usage streams: one pub/sub subscription, held from the start and shared by all
+ * of them, so a thousand dashboards are one Redis channel listener and one JSON parse per message,
+ * and a stream's first reader never starts a replay before the channel is subscribed.
+ *
+ * While Redis is away an instance hears only its own events, and once it is back it has missed
+ * the others' for good. So every stream ends at each change of the pub/sub's state with
+ * EVENTS_DROPPED (`reason: "PUBSUB_INTERRUPTED"`): a client subscribes again with the last cursor
+ * it received, and the replay reads what the outage kept from it.
  */
-export function createUsageStreams(deps: { pubsub: AppPubSub; prisma: PrismaClient; now: () => Date }): UsageStreams {
+export function createUsageStreams(deps: {
+  pubsub: AppPubSub;
+  prisma: PrismaClient;
+  now: () => Date;
+  connection?: Pick<PubSubConnection, "onStateChange">;
+}): UsageStreams {
   const listeners = new Set<(rows: UsageLog[]) => void>();
-  let source: { stop(): Promise<void> } | null = null;
+  const interrupters = new Set<() => void>();
+  const source = listen(deps.pubsub, "usage:created", (payload) => {
+    if (listeners.size === 0) return;
+    const rows = rowsFrom(payload);
+    for (const each of listeners) each(rows);
+  });
+  const stopWatching = deps.connection?.onStateChange(() => {
+    for (const interrupt of interrupters) interrupt();
+  });
 
   function subscribe(listener: (rows: UsageLog[]) => void): () => void {
     listeners.add(listener);
-    source ??= listen(deps.pubsub, "usage:created", (payload) => {
-      const rows = rowsFrom(payload);
-      for (const each of listeners) each(rows);
-    });
-    return () => {
-      listeners.delete(listener);
-      if (listeners.size === 0 && source) {
-        void source.stop();
-        source = null;
-      }
-    };
+    return () => listeners.delete(listener);
   }
 
   return {
@@ -96,6 +111,12 @@ export function createUsageStreams(deps: { pubsub: AppPubSub; prisma: PrismaClie
           live.push(mine);
           wake?.();
         });
+        let interrupted = false;
+        const interrupt = () => {
+          interrupted = true;
+          wake?.();
+        };
+        interrupters.add(interrupt);
         try {
           const seam = new Set<string>();
           if (filter.after) {
@@ -115,24 +136,29 @@ export function createUsageStreams(deps: { pubsub: AppPubSub; prisma: PrismaClie
             }
           }
           while (!signal?.aborted) {
+            if (interrupted) throw pubsubInterrupted();
             while (live.length > 0) {
               const rows = seam.size === 0 ? live.shift()! : live.shift()!.filter((row) => !seam.has(row.id));
               if (rows.length > 0) yield { items: rows, replayed: false };
             }
             if (signal?.aborted) break;
+            // Either may have come while a batch was being taken.
+            if (interrupted || live.length > 0) continue;
             await new Promise<void>((resolve) => (wake = resolve));
             wake = null;
           }
         } finally {
           signal?.removeEventListener("abort", aborted);
+          interrupters.delete(interrupt);
           unsubscribe();
         }
       });
     },
     async close() {
       listeners.clear();
-      await source?.stop();
-      source = null;
+      interrupters.clear();
+      stopWatching?.();
+      await source.stop();
     },
   };
 }
@@ -160,4 +186,14 @@ function rowsFrom(payload: UsageCreatedPayload): UsageLog[] {
 
 function toRow(log: UsageLogMessage): UsageLog {
   return { ...log, occurredAt: new Date(log.occurredAt), createdAt: new Date(log.createdAt), updatedAt: new Date(log.updatedAt) };
+}
+
+/** Ends a stream that may have missed events while the pub/sub changed state (see above). */
+function pubsubInterrupted() {
+  return clientError(
+    "EVENTS_DROPPED",
+    "The event bus between instances was interrupted, so events may have been missed and the stream ended. " +
+      "Subscribe again with `after` set to the last cursor received to catch up.",
+    { reason: "PUBSUB_INTERRUPTED" },
+  );
 }

@@ -125,7 +125,8 @@ class Group {
       }
     } catch (error) {
       failure = error;
-      this.options.logger?.error("A subscription's source failed", error);
+      // A coded error is the source's own answer to the client (e.g. EVENTS_DROPPED), not a fault.
+      if (!isClientError(error)) this.options.logger?.error("A subscription's source failed", error);
     } finally {
       this.stopped = true;
       this.onEmpty();
@@ -213,6 +214,7 @@ class Member implements AsyncIterableIterator<ExecutionResult> {
         const failure = this.failure;
         this.stop();
         if (failure === null) return { done: true, value: undefined };
+        if (isClientError(failure)) return { done: false, value: { errors: [failure] } };
         // Masked by Yoga like any unexpected error.
         return { done: false, value: { errors: [new GraphQLError("Unexpected error.", { originalError: failure as Error })] } };
       }
@@ -245,6 +247,9 @@ class Member implements AsyncIterableIterator<ExecutionResult> {
     return this;
   }
 }
+
+const isClientError = (error: unknown): error is GraphQLError =>
+  error instanceof GraphQLError && typeof error.extensions.code === "string";
 
 function eventsDropped(dropped: number): GraphQLError {
   return clientError(
