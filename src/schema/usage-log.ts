@@ -383,7 +383,8 @@ builder.subscriptionFields((t) => ({
     description:
       "Each usage log as it is recorded, on any instance. Staff may watch every partner; a partner's members only " +
       "their own (checked when subscribing and for every event). Optionally one partner or one key. A subscriber " +
-      "that falls too far behind gets a final EVENTS_DROPPED error (extensions.dropped) and its stream ends; " +
+      "that falls too far behind gets a final EVENTS_DROPPED error (extensions.dropped) and its stream ends, as does " +
+      "every stream when the bus between instances is interrupted or restored (extensions.reason PUBSUB_INTERRUPTED); " +
       "subscribing again with `after` set to the last streamCursor received misses nothing.",
     args: {
       partnerId: t.arg.globalID({ required: false, for: PartnerOrganization }),
