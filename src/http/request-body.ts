@@ -17,8 +17,23 @@ export async function readBodyWithin(req: IncomingMessage, res: ServerResponse, 
     if (size > maxBytes) return tooLarge(req, res, maxBytes);
     chunks.push(chunk);
   }
-  if (size > 0) (req as IncomingMessage & { body?: Uint8Array }).body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
+  if (size > 0) {
+    const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
+    // Handed over as an async iterable rather than the Buffer itself: Yoga's Node adapter checks a
+    // ready body with Object.keys, which for a Buffer lists every byte (about 16 ms for a batch of
+    // 1,000 usage events); this object has one key and yields the bytes in one piece.
+    (req as IncomingMessage & { body?: ReadyBody }).body = {
+      byteLength: size,
+      async *[Symbol.asyncIterator]() {
+        yield body;
+      },
+    };
+  }
   return true;
+}
+
+interface ReadyBody extends AsyncIterable<Uint8Array> {
+  byteLength: number;
 }
 
 function tooLarge(req: IncomingMessage, res: ServerResponse, maxBytes: number): false {
