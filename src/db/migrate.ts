@@ -11,6 +11,7 @@ const migrationsDir = path.join(projectRoot, "prisma/migrations");
 // Prisma 6.19's CLI (installed as `prisma-migrate`): its WebAssembly schema engine works offline.
 const prismaCli = createRequire(import.meta.url).resolve("prisma-migrate/build/index.js");
 const unrefLongTimers = fileURLToPath(new URL("./unref-long-timers.cjs", import.meta.url));
+const NO_NATIVE_ENGINE = path.join(projectRoot, "prisma/no-schema-engine");
 
 /** The migration folders the code carries. */
 async function knownMigrations(): Promise<string[]> {
@@ -49,7 +50,15 @@ export async function migrateDatabase(databaseUrl: string): Promise<"applied" | 
       ["--require", unrefLongTimers, prismaCli, "migrate", "deploy", "--config", "prisma-migrate.config.ts"],
       {
         cwd: projectRoot,
-        env: { ...process.env, DATABASE_URL: databaseUrl, PRISMA_HIDE_UPDATE_MESSAGE: "1" },
+        env: {
+          ...process.env,
+          DATABASE_URL: databaseUrl,
+          PRISMA_HIDE_UPDATE_MESSAGE: "1",
+          // The CLI looks for a native query engine it never uses here (the schema engine is
+          // WebAssembly) and, when several start at once, sometimes tries to download one and
+          // fails offline. Naming an existing file stops the search.
+          PRISMA_QUERY_ENGINE_LIBRARY: NO_NATIVE_ENGINE,
+        },
         maxBuffer: 16 * 1024 * 1024,
       },
     );
