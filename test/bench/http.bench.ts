@@ -138,27 +138,32 @@ export async function seed(url: string, adminLogin: { login: string; password: s
   const admin = await login(adminLogin);
   const partners: Array<{ id: string; name: string; adminToken: string; adminUsername: string; secrets: string[] }> = [];
   for (const name of ["Bench Freight", "Bench Payments"]) {
-    const { createPartner } = await gql(url, `mutation ($name: String!) { createPartner(input: { name: $name }) { id } }`, { name }, admin);
     const username = `${name.toLowerCase().replace(/\s+/g, "-")}-admin`;
     const { signUp } = await gql(
       url,
       `mutation ($input: SignUpInput!) { signUp(input: $input) { user { id } } }`,
       { input: { username, email: `${username}@example.com`, password: PASSWORD } },
     );
-    await gql(url, `mutation ($u: ID!, $p: ID) { setUserPartner(userId: $u, partnerId: $p) { id } }`, { u: signUp.user.id, p: createPartner.id }, admin);
-    await gql(url, `mutation ($u: ID!) { setUserRole(userId: $u, role: partnerAdmin) { id } }`, { u: signUp.user.id }, admin);
+    // The new partner's primary contact, made its partnerAdmin in the same call.
+    const { createPartner } = await gql(
+      url,
+      `mutation ($input: CreatePartnerInput!) { createPartner(input: $input) { partner { id } } }`,
+      { input: { name, primaryContact: { userId: signUp.user.id } } },
+      admin,
+    );
+    const partnerId: string = createPartner.partner.id;
     const adminToken = await login({ login: username, password: PASSWORD });
     const secrets: string[] = [];
     for (let i = 0; i < KEYS_PER_PARTNER; i++) {
       const { createApiKey } = await gql(
         url,
         `mutation ($input: CreateApiKeyInput!) { createApiKey(input: $input) { secret } }`,
-        { input: { partnerId: createPartner.id, keyName: `key-${String(i).padStart(2, "0")}`, scopes: ["USAGE_READ", "USAGE_WRITE"] } },
+        { input: { partnerId, keyName: `key-${String(i).padStart(2, "0")}`, scopes: ["USAGE_READ", "USAGE_WRITE"] } },
         adminToken,
       );
       secrets.push(createApiKey.secret);
     }
-    partners.push({ id: createPartner.id, name, adminToken, adminUsername: username, secrets });
+    partners.push({ id: partnerId, name, adminToken, adminUsername: username, secrets });
   }
   const { createServiceCredential } = await gql(
     url,
