@@ -213,7 +213,8 @@ export default async function run(): Promise<void> {
     const env: Record<string, string | undefined> = {
       PORT: "0",
       HOST: "127.0.0.1",
-      LOG_LEVEL: "warn",
+      // The banner with the URL is an info line (JSON: the URL ends at a quote or an escape).
+      LOG_LEVEL: "info",
       SEED_DEMO: "false",
       ADMIN_EMAIL: "bench-admin@example.com",
       ADMIN_USERNAME: adminLogin.login,
@@ -236,7 +237,7 @@ export default async function run(): Promise<void> {
       where = "EMBEDDED PGlite";
     }
     where += redisUrl ? ", Redis pub/sub" : ", in-memory pub/sub (set TEST_REDIS_URL for Redis)";
-    const portal = await startScript("src/server.ts", env, /GraphiQL:\s+(http\S+)/);
+    const portal = await startScript("src/server.ts", env, /GraphiQL:\s+(http[^\s"\\]+)/);
     children.push(portal);
     const url = portal.match[1]!;
     const { partners, gateway } = await seed(url, adminLogin);
