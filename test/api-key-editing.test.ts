@@ -137,6 +137,9 @@ describe("disableApiKey / enableApiKey", () => {
   it("disables a key until enabled: DISABLED on verification, KEY_DISABLED on ingest, one event each way", async () => {
     const key = await keyOf("A");
     expect((await verify(key.secret)).code).toBe("VALID");
+    // Ingest by id and by secret before: the server now holds the key in its caches.
+    const before = await server.gql(RECORD_USAGE, { events: [event(key), event(key, { apiKeyId: undefined, apiKeySecret: key.secret })] }, gateway);
+    expect(before.data!.recordUsage).toMatchObject({ accepted: 2, rejected: [] });
     const disabled = await ask("partnerAdminA", DISABLE, { id: key.globalId });
     expect(disabled.data!.disableApiKey).toMatchObject({ isActive: false, revokedAt: null });
     expect(await verify(key.secret)).toMatchObject({ valid: false, code: "DISABLED" });

@@ -6,6 +6,7 @@ import { LAST_USED_THROTTLE_MS } from "../src/auth/api-key-verifier.js";
 import { TEST_DATABASE_URL, TEST_REDIS_URL } from "./support/database.js";
 import { errorCodes, sharedSecrets, startTestServer, type TestServer } from "./support/server.js";
 import { createUser, type SignedInUser } from "./support/users.js";
+import { createGatewayCredential, createKey as createUsageKey, createPartner, event, RECORD_USAGE } from "./support/usage.js";
 import { watchedVerifier, type WatchedVerifier } from "./support/verifier.js";
 
 const CREATE = /* GraphQL */ `
@@ -189,6 +190,65 @@ describe("a known key", () => {
   });
 });
 
+describe("keys named by id (ingest)", () => {
+  it("reads a batch's keys once for all of them, then answers from the cache until a change drops them", async () => {
+    const prisma = server.app.services.prisma;
+    const partner = await prisma.partnerOrganization.create({ data: { name: "Ingest by id" } });
+    const partnerGlobalId = encodeGlobalID("PartnerOrganization", partner.id);
+    const created = [];
+    for (const name of ["one", "two", "three"]) {
+      const response = await server.gql<{ createApiKey: { apiKey: { id: string } } }>(
+        CREATE,
+        { input: { partnerId: partnerGlobalId, keyName: name, scopes: ["USAGE_WRITE"] } },
+        admin.token,
+      );
+      created.push(Buffer.from(response.data!.createApiKey.apiKey.id, "base64").toString().split(":")[1]!);
+    }
+    const [one, two, three] = created as [string, string, string];
+    const unknown = "0190aaaa-0000-7000-8000-000000000000";
+    const states = async (ids: string[]) => {
+      const found = await verifier().keyStates(ids);
+      return Object.fromEntries(ids.map((id) => [id, found.get(id) ? { active: found.get(id)!.isActive, revoked: !!found.get(id)!.revokedAt, partner: found.get(id)!.partnerStatus } : null]));
+    };
+
+    const reads = watched.idReads;
+    expect(await states([one, two, unknown])).toEqual({
+      [one]: { active: true, revoked: false, partner: "active" },
+      [two]: { active: true, revoked: false, partner: "active" },
+      [unknown]: null,
+    });
+    expect(watched.idReads).toBe(reads + 1);
+    // Cached: no read for known keys; one read for the ids it does not hold (an unknown one is not kept).
+    await states([one, two]);
+    expect(watched.idReads).toBe(reads + 1);
+    await states([one, three]);
+    expect(watched.idReads).toBe(reads + 2);
+    await states([one, two, three]);
+    expect(watched.idReads).toBe(reads + 2);
+
+    // A disable (and a revoke) drops the key; the next batch reads it again and sees the change.
+    const disable = await server.gql(`mutation ($id: ID!) { disableApiKey(id: $id) { isActive } }`, { id: encodeGlobalID("APIKey", one) }, admin.token);
+    expect(disable.errors).toBeUndefined();
+    expect((await states([one]))[one]).toEqual({ active: false, revoked: false, partner: "active" });
+    await server.gql(REVOKE, { id: encodeGlobalID("APIKey", two) }, admin.token);
+    expect((await states([two]))[two]).toMatchObject({ revoked: true });
+    // A suspension drops every key of the partner.
+    const suspend = await server.gql(
+      `mutation ($id: ID!) { updatePartner(id: $id, input: { status: suspended }) { status } }`,
+      { id: partnerGlobalId },
+      admin.token,
+    );
+    expect(suspend.errors).toBeUndefined();
+    const readsBefore = watched.idReads;
+    expect(await states([one, two, three])).toEqual({
+      [one]: { active: false, revoked: false, partner: "suspended" },
+      [two]: { active: false, revoked: true, partner: "suspended" },
+      [three]: { active: true, revoked: false, partner: "suspended" },
+    });
+    expect(watched.idReads).toBe(readsBefore + 1);
+  });
+});
+
 describe.skipIf(!TEST_DATABASE_URL || !TEST_REDIS_URL)("two instances sharing PostgreSQL and Redis", () => {
   it("refuses a key revoked on instance 1 on instance 2, whose cache held it", async () => {
     const env = { ...sharedSecrets(), REDIS_CHANNEL_PREFIX: `pp-test-${randomBytes(6).toString("hex")}:` };
@@ -223,6 +283,34 @@ describe.skipIf(!TEST_DATABASE_URL || !TEST_REDIS_URL)("two instances sharing Po
       // The revocation reaches instance 2 as a message; its answer changes once it has.
       await vi.waitFor(
         async () => expect((await two.gql(VERIFY, { secret }, oneAdmin.token)).data!.verifyApiKey).toMatchObject({ valid: false, code: "REVOKED" }),
+        { timeout: 10_000, interval: 20 },
+      );
+    } finally {
+      await two.close();
+      await one.close();
+    }
+  });
+
+  it("refuses usage naming a key by id on instance 2 once instance 1 disabled it, although ingest had cached it", async () => {
+    const env = { ...sharedSecrets(), REDIS_CHANNEL_PREFIX: `pp-test-${randomBytes(6).toString("hex")}:` };
+    const one = await startTestServer({ env, redis: true });
+    const two = await startTestServer({ env, redis: true, database: { url: one.config.databaseUrl, drop: async () => {} } });
+    try {
+      const partner = await createPartner(one, "Shared ingest");
+      const key = await createUsageKey(one, partner.id, partner.ownerId);
+      const gateway = await createGatewayCredential(one);
+      const oneAdmin = await createUser(one, "two-instances-ingest-admin", "admin");
+      const accepted = await two.gql(RECORD_USAGE, { events: [event(key)] }, gateway);
+      expect(accepted.data).toEqual({ recordUsage: { accepted: 1, rejected: [] } });
+
+      const disabled = await one.gql(`mutation ($id: ID!) { disableApiKey(id: $id) { isActive } }`, { id: key.globalId }, oneAdmin.token);
+      expect(disabled.data).toEqual({ disableApiKey: { isActive: false } });
+      await vi.waitFor(
+        async () =>
+          expect((await two.gql(RECORD_USAGE, { events: [event(key)] }, gateway)).data!.recordUsage).toMatchObject({
+            accepted: 0,
+            rejected: [{ index: 0, code: "KEY_DISABLED" }],
+          }),
         { timeout: 10_000, interval: 20 },
       );
     } finally {

@@ -288,8 +288,11 @@ describe.skipIf(!TEST_DATABASE_URL)("two instances while Redis is down and after
       const partner = await createPartner(one, "Outage three");
       const key = await createKey(one, partner.id, partner.ownerId);
       const developer = await createUser(one, "outage3-dev", "developer", partner.id);
-      // Instance two has the key in its verification cache, and a live query open.
+      // Instance two has the key in its verification cache (by secret, and by id from ingest), and
+      // a live query open.
       expect((await two.gql(VERIFY, { s: key.secret }, gateway)).data!.verifyApiKey.code).toBe("VALID");
+      const warm = await two.gql(RECORD_USAGE, { events: [event(key, { endpoint: "/warm" })] }, gateway);
+      expect(warm.data).toEqual({ recordUsage: { accepted: 1, rejected: [] } });
       const live = wsStream(two.ws({ connectionParams: { authorization: `Bearer ${developer.token}` } }), LIVE_SUMMARY);
       const firstTotal = ((await live.next())?.data as { usageSummary: { totalRequests: number } }).usageSummary.totalRequests;
 
@@ -298,6 +301,8 @@ describe.skipIf(!TEST_DATABASE_URL)("two instances while Redis is down and after
       const revoked = await one.gql(`mutation ($id: ID!) { revokeApiKey(id: $id) { id } }`, { id: key.globalId }, admin.token);
       expect(revoked.errors).toBeUndefined();
       expect((await two.gql(VERIFY, { s: key.secret }, gateway)).data!.verifyApiKey.code).toBe("REVOKED");
+      const refused = await two.gql(RECORD_USAGE, { events: [event(key, { endpoint: "/revoked" })] }, gateway);
+      expect(refused.data!.recordUsage).toMatchObject({ accepted: 0, rejected: [{ index: 0, code: "KEY_REVOKED" }] });
       const other = await createKey(one, partner.id, partner.ownerId);
       const recorded = await one.gql(RECORD_USAGE, { events: [event(other, { endpoint: "/missed", requestCount: 7 })] }, gateway);
       expect(recorded.data).toEqual({ recordUsage: { accepted: 1, rejected: [] } });

@@ -59,9 +59,21 @@ export interface VerifyOptions {
   touch?: boolean;
 }
 
+/** A key named by its id (ingest), with what decides whether it may be used. */
+export interface KeyByIdState extends KeyState {
+  apiKeyId: string;
+  partnerId: string;
+}
+
 export interface ApiKeyVerifier {
   /** Verifies a presented secret. A cached key costs no database round trip. */
   verify(secret: string, options?: VerifyOptions): Promise<Verification>;
+  /**
+   * The keys with these database ids (those that exist), cached as secrets are and dropped by the
+   * same invalidations: a batch naming cached keys costs no database round trip, and one read
+   * for all the others.
+   */
+  keyStates(apiKeyIds: readonly string[]): Promise<Map<string, KeyByIdState>>;
   /** Drops a key from every instance's cache (after rotate, revoke, disable, enable or an edit has committed). */
   invalidateKey(apiKeyId: string): Promise<void>;
   /** Drops a partner's keys from every instance's cache (after its status changed). */
@@ -126,6 +138,8 @@ export function createApiKeyVerifier(options: ApiKeyVerifierOptions): ApiKeyVeri
   // Bumped by every invalidation; a database read that started before one is not cached.
   let epoch = 0;
   const lastTouched = new Map<string, number>();
+  // Keys by id, for ingest (unknown ids are not remembered: they cost a read each batch).
+  const byId = new Map<string, { state: KeyByIdState; cachedAt: number }>();
   const pendingWrites = new Set<Promise<unknown>>();
 
   function remember(entry: CacheEntry) {
@@ -203,6 +217,42 @@ export function createApiKeyVerifier(options: ApiKeyVerifierOptions): ApiKeyVeri
     return pending;
   }
 
+  async function keyStates(apiKeyIds: readonly string[]): Promise<Map<string, KeyByIdState>> {
+    const found = new Map<string, KeyByIdState>();
+    const missing: string[] = [];
+    const usable = options.connection.state !== "disconnected";
+    for (const id of new Set(apiKeyIds)) {
+      const entry = usable ? byId.get(id) : undefined;
+      if (entry && monotonicMs() - entry.cachedAt <= POSITIVE_TTL_MS) {
+        byId.delete(id);
+        byId.set(id, entry);
+        found.set(id, entry.state);
+      } else {
+        missing.push(id);
+      }
+    }
+    if (missing.length === 0) return found;
+    const startedAt = epoch;
+    const keys = await prisma.apiKey.findMany({
+      where: { id: { in: missing } },
+      select: { id: true, partnerId: true, isActive: true, revokedAt: true, expiresAt: true, partner: { select: { status: true } } },
+    });
+    const cachedAt = monotonicMs();
+    for (const key of keys) {
+      const { id: apiKeyId, partnerId, isActive, revokedAt, expiresAt } = key;
+      const state: KeyByIdState = { apiKeyId, partnerId, isActive, revokedAt, expiresAt, partnerStatus: key.partner.status };
+      found.set(apiKeyId, state);
+      // A read that started before an invalidation may predate it: used once, not kept.
+      if (epoch !== startedAt || options.connection.state === "disconnected") continue;
+      byId.set(apiKeyId, { state, cachedAt });
+      if (byId.size > maxEntries) {
+        const oldest = byId.keys().next().value;
+        if (oldest !== undefined) byId.delete(oldest);
+      }
+    }
+    return found;
+  }
+
   function touch(apiKeyId: string, now: Date) {
     const last = lastTouched.get(apiKeyId);
     if (last !== undefined && now.getTime() - last < LAST_USED_THROTTLE_MS) return;
@@ -237,6 +287,9 @@ export function createApiKeyVerifier(options: ApiKeyVerifierOptions): ApiKeyVeri
       if (!entry.found) continue;
       if (entry.apiKeyId === event.apiKeyId || entry.partnerId === event.partnerId) cache.delete(hash);
     }
+    for (const [id, { state }] of byId) {
+      if (id === event.apiKeyId || state.partnerId === event.partnerId) byId.delete(id);
+    }
   }
 
 
@@ -254,6 +307,7 @@ export function createApiKeyVerifier(options: ApiKeyVerifierOptions): ApiKeyVeri
     epoch++;
     loading.clear();
     cache.clear();
+    byId.clear();
   });
 
   const verifier: ApiKeyVerifier = {
@@ -285,6 +339,7 @@ export function createApiKeyVerifier(options: ApiKeyVerifierOptions): ApiKeyVeri
       return answer("VALID");
     },
 
+    keyStates,
     invalidateKey: (apiKeyId) => invalidate({ apiKeyId, partnerId: null }),
     invalidatePartner: (partnerId) => invalidate({ apiKeyId: null, partnerId }),
 
@@ -293,6 +348,7 @@ export function createApiKeyVerifier(options: ApiKeyVerifierOptions): ApiKeyVeri
       await invalidations.stop();
       while (pendingWrites.size > 0) await Promise.allSettled([...pendingWrites]);
       cache.clear();
+      byId.clear();
     },
   };
   const { observe } = options;

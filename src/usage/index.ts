@@ -19,7 +19,7 @@ export interface UsageOperations {
 
 export function createUsage(deps: {
   prisma: PrismaClient;
-  verifier: Pick<ApiKeyVerifier, "verify">;
+  verifier: Pick<ApiKeyVerifier, "verify" | "keyStates">;
   pubsub: AppPubSub;
   /** Live streams end when it changes state (they may have missed events meanwhile). */
   connection?: Pick<PubSubConnection, "onStateChange">;

@@ -9,8 +9,10 @@ import type { TestServer } from "./server.js";
  */
 export interface WatchedVerifier {
   verifier: ApiKeyVerifier;
-  /** Key lookups in the database so far. */
+  /** Key lookups by secret in the database so far. */
   readonly databaseReads: number;
+  /** Reads of keys by id (for ingest) in the database so far. */
+  readonly idReads: number;
   /** Resolves once every `lastUsedAt` write started so far has finished. */
   writesSettled(): Promise<void>;
   close(): Promise<void>;
@@ -19,6 +21,7 @@ export interface WatchedVerifier {
 export function watchedVerifier(server: TestServer, now: () => Date): WatchedVerifier {
   const prisma = server.app.services.prisma;
   let databaseReads = 0;
+  let idReads = 0;
   const writes: Array<Promise<unknown>> = [];
   // The delegate's methods are wrapped where they are called, so a call is seen the moment it is made.
   const apiKey = new Proxy(prisma.apiKey, {
@@ -28,6 +31,7 @@ export function watchedVerifier(server: TestServer, now: () => Date): WatchedVer
       return (...args: unknown[]) => {
         const result = (value as (...a: unknown[]) => PromiseLike<unknown>).apply(target, args);
         if (property === "findFirst") databaseReads++;
+        if (property === "findMany") idReads++;
         if (property === "updateMany") writes.push(Promise.resolve(result).catch(() => {}));
         return result;
       };
@@ -48,6 +52,9 @@ export function watchedVerifier(server: TestServer, now: () => Date): WatchedVer
     verifier,
     get databaseReads() {
       return databaseReads;
+    },
+    get idReads() {
+      return idReads;
     },
     async writesSettled() {
       await Promise.all(writes);
