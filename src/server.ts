@@ -2,6 +2,10 @@ import { ConfigError, loadConfig } from "./config.js";
 import { createLogger } from "./logger.js";
 
 async function main() {
+  // Production mode unless NODE_ENV says otherwise: graphql-js then skips its development-only
+  // checks (a large share of coercing a big batch of input), and graphql-ws answers a failed
+  // WebSocket with a generic reason. Set before the server's code (and graphql-js) loads.
+  process.env.NODE_ENV ??= "production";
   const config = loadConfig();
   const logger = createLogger({ level: config.logLevel, format: config.logFormat });
   // Timed from the start of the process, so the first line also says how long loading took.

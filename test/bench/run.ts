@@ -7,6 +7,10 @@ import { fileURLToPath, pathToFileURL } from "node:url";
  * file name contains the filter, when one is given). Each module exports
  * `default async function run(): Promise<void>` and prints its own figures.
  */
+// As `npm start` runs the server (src/server.ts): in production mode, unless NODE_ENV says
+// otherwise; servers started in process, child processes and the bare baselines alike.
+process.env.NODE_ENV ??= "production";
+
 const folder = path.dirname(fileURLToPath(import.meta.url));
 const filter = process.argv[2];
 
