@@ -8,6 +8,7 @@ import { createSessionTokens } from "./auth/session-token.js";
 import { createSessions } from "./auth/sessions.js";
 import type { Config } from "./config.js";
 import { openDatabase, type Database } from "./db/index.js";
+import type { EmbeddedPostgres } from "./db/embedded.js";
 import { createApiKeys } from "./domain/api-keys.js";
 import { createDeveloperDocs } from "./domain/developer-docs.js";
 import { createInvitations } from "./domain/invitations.js";
@@ -38,6 +39,8 @@ export interface AppOptions {
   logger?: Logger;
   /** Told each start-up step as it happens (the server prints them). */
   progress?: (step: string) => void;
+  /** The embedded database, already starting (without DATABASE_URL); see openDatabase. */
+  embeddedDatabase?: Promise<EmbeddedPostgres>;
 }
 
 export interface App {
@@ -73,6 +76,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     dataDir: config.dataDir,
     poolSize: config.databasePoolSize,
     progress: options.progress,
+    embedded: options.embeddedDatabase,
   });
   options.progress?.(config.redisUrl ? `Pub/sub: Redis at ${new URL(config.redisUrl).host}` : "Pub/sub: in memory (no REDIS_URL)");
   const events = createAppPubSub({

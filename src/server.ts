@@ -1,4 +1,5 @@
 import { ConfigError, loadConfig } from "./config.js";
+import type { EmbeddedPostgres } from "./db/embedded.js";
 import { createLogger } from "./logger.js";
 
 async function main() {
@@ -11,9 +12,17 @@ async function main() {
   // Timed from the start of the process, so the first line also says how long loading took.
   const progress = (step: string) => logger.info({ elapsedSeconds: Number((performance.now() / 1000).toFixed(1)) }, step);
   progress(`Partner Portal: loading the server on Node ${process.version}`);
-  // Loaded after the configuration is checked and the first line is out: this takes seconds.
+  // The embedded database starts while the server's code loads (each takes seconds), so that
+  // neither waits for the other. Loaded after the configuration is checked and the first line is out.
+  let embeddedDatabase: Promise<EmbeddedPostgres> | undefined;
+  if (!config.databaseUrl) {
+    progress(`Database: starting embedded PostgreSQL in ${config.dataDir}`);
+    embeddedDatabase = import("./db/embedded.js").then(({ startEmbeddedPostgres }) => startEmbeddedPostgres(config.dataDir));
+    // Awaited by createApp; a failure before then is reported there, not as an unhandled rejection.
+    embeddedDatabase.catch(() => {});
+  }
   const [{ createApp }, { bootstrapData, describeDemo }] = await Promise.all([import("./app.js"), import("./bootstrap.js")]);
-  const app = await createApp(config, { progress, logger });
+  const app = await createApp(config, { progress, logger, embeddedDatabase });
   const { demo, admin } = await bootstrapData(app, progress);
   const url = await app.start();
 

@@ -25,18 +25,20 @@ export interface DatabaseOptions {
   poolSize?: number;
   /** Told each step of opening, as it happens (start-up output). */
   progress?: (step: string) => void;
+  /**
+   * The embedded database, already starting (start-up begins it while the server's code loads);
+   * the database then owns it. Started here when absent.
+   */
+  embedded?: Promise<EmbeddedPostgres>;
 }
 
 /** Opens PostgreSQL (a server, or the embedded one), applies migrations, and connects Prisma. */
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
   const progress = options.progress ?? (() => {});
   let embedded: EmbeddedPostgres | undefined;
-  progress(
-    options.databaseUrl
-      ? `Database: PostgreSQL at ${new URL(options.databaseUrl).host}`
-      : `Database: starting embedded PostgreSQL in ${options.dataDir}`,
-  );
-  const url = options.databaseUrl ?? (embedded = await startEmbeddedPostgres(options.dataDir)).url;
+  if (options.databaseUrl) progress(`Database: PostgreSQL at ${new URL(options.databaseUrl).host}`);
+  else if (!options.embedded) progress(`Database: starting embedded PostgreSQL in ${options.dataDir}`);
+  const url = options.databaseUrl ?? (embedded = await (options.embedded ?? startEmbeddedPostgres(options.dataDir))).url;
   try {
     progress("Migrations: checking");
     progress(`Migrations: ${await migrateDatabase(url)}`);
