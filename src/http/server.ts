@@ -40,8 +40,9 @@ export function createHttpServer(
         if (inFlight.size === 0) drained?.();
       });
     }
-    // compression() only wraps the response's methods, and calls on synchronously.
-    compress(req, res, () => {});
+    // compression() only wraps the response's methods, and calls on synchronously. A client that
+    // accepts no encoding would get the same bytes without it, so it is left out then.
+    if (req.headers["accept-encoding"]) compress(req, res, () => {});
     if (await readBodyWithin(req, res, options.maxBodyBytes)) await yoga.handle(req, res);
   };
   const { accessLog } = options;
