@@ -6,16 +6,16 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import pg from "pg";
 
-const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-const migrationsDir = path.join(projectRoot, "prisma/migrations");
+export const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+export const migrationsDir = path.join(projectRoot, "prisma/migrations");
 // Prisma 6.19's CLI (installed as `prisma-migrate`): its WebAssembly schema engine works offline.
 const prismaCli = createRequire(import.meta.url).resolve("prisma-migrate/build/index.js");
 const unrefLongTimers = fileURLToPath(new URL("./unref-long-timers.cjs", import.meta.url));
 const NO_NATIVE_ENGINE = path.join(projectRoot, "prisma/no-schema-engine");
 
 /** The migration folders the code carries. */
-async function knownMigrations(): Promise<string[]> {
-  const entries = await readdir(migrationsDir, { withFileTypes: true });
+export async function knownMigrations(folder = migrationsDir): Promise<string[]> {
+  const entries = await readdir(folder, { withFileTypes: true });
   return entries.filter((entry) => entry.isDirectory()).map((entry) => entry.name);
 }
 
