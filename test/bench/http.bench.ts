@@ -13,7 +13,9 @@ import { startStatementProxy, type StatementProxy } from "../support/pg-proxy.js
  * PostgreSQL, with TEST_REDIS_URL's Redis when set; else the embedded database, labelled), and
  * the same 20-key flow written as one `$queryRaw` behind bare Yoga. Each row is loaded with
  * autocannon (20 connections; BENCH_DURATION_S seconds, 15 by default), every response body is
- * compared with the expected one, and the statements one request runs are counted on the wire.
+ * compared with the expected one, and the statements one request runs are counted on the wire: on
+ * a twin of each server that reaches PostgreSQL through a counting proxy, so that the loaded
+ * servers talk to PostgreSQL directly, as in production.
  */
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 15);
 const WARMUP_S = Number(process.env.BENCH_WARMUP_S ?? 3);
@@ -29,8 +31,11 @@ interface Row {
   token?: string;
   /** Checks the first response; its exact body is then expected of every response under load. */
   check(body: unknown): string | null;
-  /** Counts the statements of one request through this proxy, when there is one. */
-  counter?: StatementProxy;
+  /**
+   * Counts the statements of one request: the same server's twin behind the statement-counting
+   * proxy (the loaded server talks to PostgreSQL directly, so the proxy costs the load nothing).
+   */
+  counted?: { url: string; counter: StatementProxy };
 }
 
 interface Measured {
@@ -64,12 +69,16 @@ async function load(row: Row): Promise<Measured> {
   if (problem) throw new Error(`${row.label}: ${problem}\n${first.text.slice(0, 500)}`);
 
   let statements: number | null = null;
-  if (row.counter) {
+  if (row.counted) {
+    const { url, counter } = row.counted;
+    // The twin answers alike, and warms its caches as the loaded server's first request did.
+    const warm = await post(url, row.query, row.variables, row.token);
+    if (warm.text !== first.text) throw new Error(`${row.label}: the counted twin answered ${warm.text.slice(0, 300)}`);
     // Writes a request leaves behind after answering (a throttled lastUsedAt) land first.
     await new Promise((resolve) => setTimeout(resolve, 250));
-    const before = row.counter.statements;
-    await post(row.url, row.query, row.variables, row.token);
-    statements = row.counter.statements - before;
+    const before = counter.statements;
+    await post(url, row.query, row.variables, row.token);
+    statements = counter.statements - before;
   }
 
   const options = {
@@ -225,7 +234,7 @@ export default async function run(): Promise<void> {
       database = await createDatabase(databaseServer);
       counter = await startStatementProxy(database.url);
       Object.assign(env, {
-        DATABASE_URL: counter.url,
+        DATABASE_URL: database.url,
         JWT_SECRET: randomBytes(32).toString("base64url"),
         API_KEY_HASH_SECRET: randomBytes(32).toString("base64url"),
       });
@@ -235,20 +244,26 @@ export default async function run(): Promise<void> {
       Object.assign(env, { DATA_DIR: dataDir, DATABASE_URL: undefined });
       where = "EMBEDDED PGlite (fallback: set TEST_DATABASE_URL for PostgreSQL; statements not counted)";
     }
-    const portal = await startScript("src/server.ts", env, /GraphiQL:\s+(http[^\s"\\]+)/);
+    const ready = /GraphiQL:\s+(http[^\s"\\]+)/;
+    const portal = await startScript("src/server.ts", env, ready);
     children.push(portal);
     const url = portal.match[1]!;
     const { partners, gateway } = await seed(url, adminLogin);
     const partner = partners[0]!;
+    const partnerRowId = Buffer.from(partner.id, "base64").toString().split(":")[1]!;
 
+    // Twins behind the statement-counting proxy (same database, secrets and Redis), for the counts.
+    const twin = counter ? await startScript("src/server.ts", { ...env, DATABASE_URL: counter.url }, ready) : null;
+    if (twin) children.push(twin);
     const raw = database
-      ? await startScript(
-          "test/bench/servers/raw-keys.ts",
-          { DATABASE_URL: counter!.url, PARTNER_ID: Buffer.from(partner.id, "base64").toString().split(":")[1] },
-          /listening on (\S+)/,
-        )
+      ? await startScript("test/bench/servers/raw-keys.ts", { DATABASE_URL: database.url, PARTNER_ID: partnerRowId }, /listening on (\S+)/)
       : null;
     if (raw) children.push(raw);
+    const rawTwin = counter
+      ? await startScript("test/bench/servers/raw-keys.ts", { DATABASE_URL: counter.url, PARTNER_ID: partnerRowId }, /listening on (\S+)/)
+      : null;
+    if (rawTwin) children.push(rawTwin);
+    const counted = (server: Started | null) => (server && counter ? { url: server.match[1]!, counter } : undefined);
 
     const KEYS_QUERY = `{ apiKeys(first: 20) { edges { node { keyName tokenPrefix scopes partner { name } createdBy { username } } } } }`;
     const checkKeys = (body: any): string | null => {
@@ -273,7 +288,7 @@ export default async function run(): Promise<void> {
               url: raw.match[1]!,
               query: KEYS_QUERY,
               check: (body: any) => (body?.data?.apiKeys?.edges?.length === KEYS_PER_PARTNER ? null : "expected 20 keys"),
-              counter,
+              counted: counted(rawTwin),
             },
           ]
         : []),
@@ -283,7 +298,7 @@ export default async function run(): Promise<void> {
         query: KEYS_QUERY,
         token: partner.adminToken,
         check: checkKeys,
-        counter,
+        counted: counted(twin),
       },
       {
         label: "this server: { viewer { id username role } }",
@@ -291,7 +306,7 @@ export default async function run(): Promise<void> {
         query: "{ viewer { id username role } }",
         token: partner.adminToken,
         check: (body: any) => (body?.data?.viewer?.username === partner.adminUsername ? null : "expected the viewer"),
-        counter,
+        counted: counted(twin),
       },
       {
         label: "this server: verifyApiKey (cached, credential)",
@@ -300,7 +315,7 @@ export default async function run(): Promise<void> {
         variables: { secret: partner.secrets[0] },
         token: gateway,
         check: (body: any) => (body?.data?.verifyApiKey?.valid === true ? null : "expected a valid key"),
-        counter,
+        counted: counted(twin),
       },
     ];
 
