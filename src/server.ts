@@ -1,3 +1,4 @@
+import module from "node:module";
 import { ConfigError, loadConfig } from "./config.js";
 import type { EmbeddedPostgres } from "./db/embedded.js";
 import { createLogger } from "./logger.js";
@@ -7,6 +8,9 @@ async function main() {
   // checks (a large share of coercing a big batch of input), and graphql-ws answers a failed
   // WebSocket with a generic reason. Set before the server's code (and graphql-js) loads.
   process.env.NODE_ENV ??= "production";
+  // Node 22.1 and later keep the compiled code of the modules loaded below on disk, so later
+  // starts skip compiling it (NODE_COMPILE_CACHE chooses the folder; the OS's temp one otherwise).
+  module.enableCompileCache?.();
   const config = loadConfig();
   const logger = createLogger({ level: config.logLevel, format: config.logFormat });
   // Timed from the start of the process, so the first line also says how long loading took.

@@ -1,6 +1,6 @@
-import { useSofa, type SofaPluginConfig } from "@graphql-yoga/plugin-sofa";
+import type { SofaPluginConfig } from "@graphql-yoga/plugin-sofa";
 import { getNamedType, isInterfaceType, isObjectType, type GraphQLSchema } from "graphql";
-import type { Plugin, YogaLogger } from "graphql-yoga";
+import type { Plugin, YogaLogger, YogaServerInstance } from "graphql-yoga";
 import { bearerToken } from "../../auth/callers.js";
 import { notFound, unauthenticated } from "../../errors.js";
 import type { Context } from "../../schema/context.js";
@@ -34,7 +34,7 @@ export function restApi(options: { schema: GraphQLSchema; logger: YogaLogger }):
   const errorResponse = restErrorHandler(logger);
   let openApi: Promise<string> | undefined;
 
-  const sofa = useSofa({
+  const config: SofaPluginConfig = {
     basePath: REST_BASE_PATH,
     // Not a documented option of SOFA's config, but read from it like the others (createSofa).
     ...({ models } as object),
@@ -51,11 +51,24 @@ export function restApi(options: { schema: GraphQLSchema; logger: YogaLogger }):
     openAPI: { info: OPENAPI_INFO },
     // Swagger UI is served from swagger-ui-dist (swagger-ui.ts), not SOFA's CDN-hosted page.
     swaggerUI: { endpoint: false },
-  });
+  };
+  // SOFA (and the router it builds from the schema) loads on the first /api request: it is about
+  // half a second of every start-up otherwise, for a path many deployments never call.
+  let yoga: YogaServerInstance<Record<string, unknown>, Record<string, unknown>> | undefined;
+  let sofa: Promise<NonNullable<Plugin["onRequest"]>> | undefined;
+  const loadSofa = () =>
+    (sofa ??= import("@graphql-yoga/plugin-sofa").then(({ useSofa }) => {
+      const plugin = useSofa(config);
+      plugin.onYogaInit?.({ yoga: yoga! });
+      plugin.onSchemaChange?.({ schema, replaceSchema: () => {} });
+      return plugin.onRequest!;
+    }));
+  const handleWithSofa: NonNullable<Plugin["onRequest"]> = (payload) => loadSofa().then((onRequest) => onRequest(payload));
 
-  const handleWithSofa = sofa.onRequest!;
   return {
-    ...sofa,
+    onYogaInit(payload) {
+      yoga = payload.yoga as typeof yoga;
+    },
     onRequest(payload) {
       const { request, url, endResponse } = payload;
       if (!url.pathname.startsWith(`${REST_BASE_PATH}/`)) return;
