@@ -14,6 +14,7 @@ import { corsOptions } from "./cors.js";
 import { graphiql } from "./graphiql.js";
 import { serveMetrics } from "./metrics.js";
 import { codeClientErrors } from "./plugins/client-errors.js";
+import { compiledIngest } from "./plugins/compiled-ingest.js";
 import { createLiveQueries } from "./plugins/live-queries.js";
 import { refuseMalformedInput } from "./plugins/malformed-input.js";
 import { createPersistedOperations, loadPersistedManifest } from "./plugins/persisted-operations.js";
@@ -103,6 +104,8 @@ export function createGraphQLServer(options: {
       // Before session streams, which then end each subscriber's own stream, not its group's.
       sharedSubscriptions({ backlogBytes: config.liveBacklogBytes, logger }),
       sessionStreams.plugin,
+      // After the plugins that choose how an operation executes: recordUsage runs compiled.
+      compiledIngest(),
       // REST under /api (SOFA), through the plugins above; its Swagger UI answers first.
       swaggerUi({ endpoint: `${REST_BASE_PATH}/docs`, openApiPath: OPENAPI_PATH }),
       restApi({ schema, logger }),
