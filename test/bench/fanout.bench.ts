@@ -1,11 +1,8 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import path from "node:path";
-import { createDatabase, seed } from "./http.bench.js";
+import { seed } from "./http.bench.js";
 import { summarise } from "./stats.js";
+import { BENCH_ADMIN, benchServerPlace } from "./support/portal.js";
 import { projectRoot, startScript, type Started } from "./support/processes.js";
 
 /**
@@ -23,7 +20,6 @@ const SIZES = (process.env.BENCH_FANOUT_N ?? process.argv[3] ?? "1000,10000").sp
 const PER_SOCKET = Number(process.env.BENCH_FANOUT_PER_SOCKET ?? 1);
 const PUBLISHES = Number(process.env.BENCH_FANOUT_PUBLISHES ?? 30);
 const INTERVAL_MS = 100;
-const PASSWORD = "bench password, long enough";
 
 const wallClock = () => performance.timeOrigin + performance.now();
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -202,49 +198,24 @@ export default async function run(): Promise<void> {
   const databaseServer = process.env.TEST_DATABASE_URL || undefined;
   const redisUrl = process.env.TEST_REDIS_URL || undefined;
   const children: Started[] = [];
-  let database: { url: string; drop(): Promise<void> } | undefined;
-  let dataDir: string | undefined;
+  let place: Awaited<ReturnType<typeof benchServerPlace>> | undefined;
   try {
     const bare = await startScript("test/bench/servers/bare-fanout.ts", {}, /listening on (\S+)/);
     children.push(bare);
     const bareUrl = bare.match[1]!;
 
-    const adminLogin = { login: "bench-admin", password: PASSWORD };
-    const env: Record<string, string | undefined> = {
-      PORT: "0",
-      HOST: "127.0.0.1",
-      // The banner with the URL is an info line (JSON: the URL ends at a quote or an escape).
-      LOG_LEVEL: "info",
-      SEED_DEMO: "false",
-      ADMIN_EMAIL: "bench-admin@example.com",
-      ADMIN_USERNAME: adminLogin.login,
-      ADMIN_PASSWORD: PASSWORD,
-      REDIS_URL: redisUrl,
-      REDIS_CHANNEL_PREFIX: `pp-bench-${randomBytes(4).toString("hex")}:`,
-    };
-    let where: string;
-    if (databaseServer) {
-      database = await createDatabase(databaseServer);
-      Object.assign(env, {
-        DATABASE_URL: database.url,
-        JWT_SECRET: randomBytes(32).toString("base64url"),
-        API_KEY_HASH_SECRET: randomBytes(32).toString("base64url"),
-      });
-      where = "PostgreSQL";
-    } else {
-      dataDir = await mkdtemp(path.join(tmpdir(), "pp-bench-"));
-      Object.assign(env, { DATA_DIR: dataDir, DATABASE_URL: undefined });
-      where = "EMBEDDED PGlite";
-    }
+    place = await benchServerPlace({ databaseServer, redisUrl });
+    const { env } = place;
+    let where = place.database ? "PostgreSQL" : "EMBEDDED PGlite";
     where += redisUrl ? ", Redis pub/sub" : ", in-memory pub/sub (set TEST_REDIS_URL for Redis)";
     const portal = await startScript("src/server.ts", env, /GraphiQL:\s+(http[^\s"\\]+)/);
     children.push(portal);
     const url = portal.match[1]!;
-    const { partners, gateway } = await seed(url, adminLogin);
+    const { partners, gateway } = await seed(url, BENCH_ADMIN);
     const login = await fetch(url, {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ query: `mutation ($input: LoginInput!) { login(input: $input) { token } }`, variables: { input: adminLogin } }),
+      body: JSON.stringify({ query: `mutation ($input: LoginInput!) { login(input: $input) { token } }`, variables: { input: BENCH_ADMIN } }),
     });
     const adminToken = ((await login.json()) as { data: { login: { token: string } } }).data.login.token;
     const secret = partners[0]!.secrets[0]!;
@@ -301,7 +272,6 @@ export default async function run(): Promise<void> {
     print(rows);
   } finally {
     for (const child of children.reverse()) await child.stop();
-    await database?.drop();
-    if (dataDir) await rm(dataDir, { recursive: true, force: true });
+    await place?.cleanUp();
   }
 }

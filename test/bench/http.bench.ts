@@ -1,11 +1,10 @@
-import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import autocannon from "autocannon";
-import pg from "pg";
 import { startScript, type Started } from "./support/processes.js";
 import { startStatementProxy, type StatementProxy } from "../support/pg-proxy.js";
+import { BENCH_ADMIN, BENCH_PASSWORD, benchServerPlace } from "./support/portal.js";
 
 /**
  * `npm run bench -- http`: the read path against the framework it runs on. In one run: a bare
@@ -21,7 +20,6 @@ const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 15);
 const WARMUP_S = Number(process.env.BENCH_WARMUP_S ?? 3);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 20);
 const KEYS_PER_PARTNER = 20;
-const PASSWORD = "bench password, long enough";
 
 interface Row {
   label: string;
@@ -119,25 +117,6 @@ function print(rows: Measured[], baseline: { rps: number; p99: number }) {
   for (const line of lines) console.log(format(line));
 }
 
-export async function createDatabase(serverUrl: string): Promise<{ url: string; drop(): Promise<void> }> {
-  const name = `pp_bench_${randomBytes(4).toString("hex")}`;
-  const admin = new pg.Client({ connectionString: serverUrl });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE "${name}"`);
-  await admin.end();
-  const url = new URL(serverUrl);
-  url.pathname = `/${name}`;
-  return {
-    url: url.toString(),
-    async drop() {
-      const client = new pg.Client({ connectionString: serverUrl });
-      await client.connect();
-      await client.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
-      await client.end();
-    },
-  };
-}
-
 /** Two partners, each with a partnerAdmin who issues 20 keys, and a gateway credential: all through the API. */
 export async function seed(url: string, adminLogin: { login: string; password: string }) {
   const login = (input: { login: string; password: string }) =>
@@ -151,7 +130,7 @@ export async function seed(url: string, adminLogin: { login: string; password: s
     const { signUp } = await gql(
       url,
       `mutation ($input: SignUpInput!) { signUp(input: $input) { user { id } } }`,
-      { input: { username, email: `${username}@example.com`, password: PASSWORD } },
+      { input: { username, email: `${username}@example.com`, password: BENCH_PASSWORD } },
     );
     // The new partner's primary contact, made its partnerAdmin in the same call.
     const { createPartner } = await gql(
@@ -161,7 +140,7 @@ export async function seed(url: string, adminLogin: { login: string; password: s
       admin,
     );
     const partnerId: string = createPartner.partner.id;
-    const adminToken = await login({ login: username, password: PASSWORD });
+    const adminToken = await login({ login: username, password: BENCH_PASSWORD });
     const secrets: string[] = [];
     for (let i = 0; i < KEYS_PER_PARTNER; i++) {
       const { createApiKey } = await gql(
@@ -204,9 +183,8 @@ export default async function run(): Promise<void> {
   const databaseServer = process.env.TEST_DATABASE_URL || undefined;
   const redisUrl = process.env.TEST_REDIS_URL || undefined;
   const children: Started[] = [];
-  let database: { url: string; drop(): Promise<void> } | undefined;
+  let place: Awaited<ReturnType<typeof benchServerPlace>> | undefined;
   let counter: StatementProxy | undefined;
-  let dataDir: string | undefined;
   try {
     const startup = await measureStartup();
     console.log(
@@ -216,39 +194,17 @@ export default async function run(): Promise<void> {
     const bare = await startScript("test/bench/servers/bare-yoga.ts", {}, /listening on (\S+)/);
     children.push(bare);
 
-    const adminLogin = { login: "bench-admin", password: PASSWORD };
-    const env: Record<string, string | undefined> = {
-      PORT: "0",
-      HOST: "127.0.0.1",
-      // As in production: an access line per request (JSON, to a pipe the bench drains).
-      LOG_LEVEL: "info",
-      SEED_DEMO: "false",
-      ADMIN_EMAIL: "bench-admin@example.com",
-      ADMIN_USERNAME: adminLogin.login,
-      ADMIN_PASSWORD: PASSWORD,
-      REDIS_URL: redisUrl,
-      REDIS_CHANNEL_PREFIX: `pp-bench-${randomBytes(4).toString("hex")}:`,
-    };
-    let where: string;
-    if (databaseServer) {
-      database = await createDatabase(databaseServer);
-      counter = await startStatementProxy(database.url);
-      Object.assign(env, {
-        DATABASE_URL: database.url,
-        JWT_SECRET: randomBytes(32).toString("base64url"),
-        API_KEY_HASH_SECRET: randomBytes(32).toString("base64url"),
-      });
-      where = `PostgreSQL${redisUrl ? " and Redis" : ""}`;
-    } else {
-      dataDir = await mkdtemp(path.join(tmpdir(), "pp-bench-"));
-      Object.assign(env, { DATA_DIR: dataDir, DATABASE_URL: undefined });
-      where = "EMBEDDED PGlite (fallback: set TEST_DATABASE_URL for PostgreSQL; statements not counted)";
-    }
+    place = await benchServerPlace({ databaseServer, redisUrl });
+    const { env, database } = place;
+    if (database) counter = await startStatementProxy(database.url);
+    const where = database
+      ? `PostgreSQL${redisUrl ? " and Redis" : ""}`
+      : "EMBEDDED PGlite (fallback: set TEST_DATABASE_URL for PostgreSQL; statements not counted)";
     const ready = /GraphiQL:\s+(http[^\s"\\]+)/;
     const portal = await startScript("src/server.ts", env, ready);
     children.push(portal);
     const url = portal.match[1]!;
-    const { partners, gateway } = await seed(url, adminLogin);
+    const { partners, gateway } = await seed(url, BENCH_ADMIN);
     const partner = partners[0]!;
     const partnerRowId = Buffer.from(partner.id, "base64").toString().split(":")[1]!;
 
@@ -333,7 +289,6 @@ export default async function run(): Promise<void> {
   } finally {
     for (const child of children.reverse()) await child.stop();
     await counter?.close();
-    await database?.drop();
-    if (dataDir) await rm(dataDir, { recursive: true, force: true });
+    await place?.cleanUp();
   }
 }
