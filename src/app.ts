@@ -17,6 +17,7 @@ import { createServiceCredentials } from "./domain/service-credentials.js";
 import { createUserRights } from "./domain/users.js";
 import { createAccessLog } from "./http/access-log.js";
 import { createMetricsServer } from "./http/metrics.js";
+import { createResponseCache } from "./http/response-cache.js";
 import { createHttpServer } from "./http/server.js";
 import { attachWebSockets } from "./http/websocket.js";
 import { createGraphQLServer } from "./http/yoga.js";
@@ -96,6 +97,12 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
 
   const tokens = createSessionTokens({ secret: secrets.jwtSecret, issuer: config.jwt.issuer, audience: config.jwt.audience });
   const sessionCache = createSessionCache({ pubsub, connection });
+  const responseCache = createResponseCache({
+    pubsub,
+    connection,
+    ttlMs: config.responseCacheTtlMs,
+    observe: { lookup: (hit) => metrics.responseCacheLookups.inc({ result: hit ? "hit" : "miss" }) },
+  });
   const sessions = createSessions({ prisma, tokens, cache: sessionCache, now, ttlSeconds: config.jwt.ttlSeconds });
   const credentialAuth = createServiceCredentialAuth({ prisma, pubsub, connection, hashKey });
   const apiKeyVerifier = createApiKeyVerifier({
@@ -105,6 +112,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     hashKey,
     environment,
     now,
+    changes: responseCache,
     observe: {
       verified: (code) => metrics.keyVerifications.inc({ code }),
       cacheLookup: (hit) => metrics.cacheLookups.inc({ result: hit ? "hit" : "miss" }),
@@ -124,6 +132,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     hashKey,
     now,
     retentionDays: config.usageRetentionDays,
+    changes: responseCache,
     onStored: (result) => {
       metrics.usageEventsAccepted.inc(result.accepted);
       for (const { code } of result.rejected) metrics.usageEventsRejected.inc({ code });
@@ -166,6 +175,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     logger,
     accessLog,
     metrics,
+    responseCache,
     stopping: () => stopping,
   });
   const http = createHttpServer(graphql.yoga as never, { maxBodyBytes: MAX_REQUEST_BYTES, accessLog });
@@ -214,7 +224,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       await closed;
       await metricsServer?.close();
       await graphql.close();
-      await Promise.all([apiKeyVerifier.close(), credentialAuth.close(), sessionCache.close(), usage.close()]);
+      await Promise.all([apiKeyVerifier.close(), credentialAuth.close(), sessionCache.close(), responseCache.close(), usage.close()]);
       await loginThrottle.close();
       await events.close();
       await database.close();

@@ -75,6 +75,7 @@ const envSchema = z.object({
   PASSWORD_RESET_URL_TEMPLATE: linkTemplate.optional(),
   LIVE_BACKLOG_BYTES: z.coerce.number().int().min(1024).default(4 * 1024 * 1024),
   USAGE_RETENTION_DAYS: z.coerce.number().int().min(1).max(36_500).optional(),
+  RESPONSE_CACHE_TTL_SECONDS: z.coerce.number().int().min(0).max(3600).default(60),
 });
 
 /**
@@ -133,6 +134,11 @@ export interface Config {
   liveBacklogBytes: number;
   /** Raw usage rows older than this many days are deleted (rollups keep the totals); undefined keeps all. */
   usageRetentionDays: number | undefined;
+  /**
+   * How long a cached query answer may be served without any change having been seen; 0 turns
+   * the response cache off (http/response-cache.ts).
+   */
+  responseCacheTtlMs: number;
 }
 
 /**
@@ -205,5 +211,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     links: { invitation: e.INVITATION_URL_TEMPLATE, passwordReset: e.PASSWORD_RESET_URL_TEMPLATE },
     liveBacklogBytes: e.LIVE_BACKLOG_BYTES,
     usageRetentionDays: e.USAGE_RETENTION_DAYS,
+    responseCacheTtlMs: e.RESPONSE_CACHE_TTL_SECONDS * 1000,
   };
 }

@@ -160,6 +160,12 @@ export function createMetrics() {
         this.set(total === 0 ? 0 : count("hit") / total);
       },
     }),
+    responseCacheLookups: new Counter({
+      name: "graphql_response_cache_lookups_total",
+      help: "Queries looked up in the response cache, by result (hit: answered without running)",
+      labelNames: ["result"] as const,
+      registers,
+    }),
     throttled: new Counter({
       name: "sign_in_throttled_total",
       help: "Sign-in and sign-up attempts refused by the throttle, by attempt (login, sign_up)",

@@ -4,11 +4,10 @@
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { IN_MEMORY, startEmbeddedPostgres, type EmbeddedPostgres } from "../src/db/embedded.js";
-import type { PubSubState } from "../src/realtime/pubsub.js";
 import { createTestDatabase, TEST_DATABASE_URL, TEST_REDIS_URL, type TestDatabase } from "./support/database.js";
 import { startStatementProxy, type StatementProxy } from "./support/pg-proxy.js";
 import { HAS_REDIS_SERVER, OwnRedis } from "./support/redis.js";
-import { errorCodes, sharedSecrets, startTestServer, type TestServer } from "./support/server.js";
+import { errorCodes, pubsubReaches, sharedSecrets, startTestServer, type TestServer } from "./support/server.js";
 import { createKey, createPartner } from "./support/usage.js";
 import { createUser, TEST_PASSWORD, type SignedInUser } from "./support/users.js";
 
@@ -166,18 +165,6 @@ describe.skipIf(!TEST_REDIS_URL || !TEST_DATABASE_URL)("sessions cached by two i
     }
   });
 });
-
-/** Resolves once the instance's pub/sub is in that state. */
-function pubsubReaches(server: TestServer, wanted: PubSubState): Promise<void> {
-  if (server.app.pubsub.state === wanted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const stop = server.app.pubsub.onStateChange((state) => {
-      if (state !== wanted) return;
-      stop();
-      resolve();
-    });
-  });
-}
 
 describe.skipIf(!TEST_DATABASE_URL || !HAS_REDIS_SERVER)("sessions cached while Redis is away", () => {
   it("are not trusted while a logout elsewhere could not arrive, and are cached again once Redis is back", async () => {

@@ -5,11 +5,10 @@
 import { randomBytes } from "node:crypto";
 import { encodeGlobalID } from "@pothos/plugin-relay";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import type { PubSubState } from "../src/realtime/pubsub.js";
 import { SESSION_ENDED_CLOSE_CODE } from "../src/http/websocket.js";
 import { createTestDatabase, TEST_DATABASE_URL } from "./support/database.js";
 import { OwnRedis } from "./support/redis.js";
-import { errorCodes, sharedSecrets, startTestServer, type TestServer } from "./support/server.js";
+import { errorCodes, pubsubReaches, sharedSecrets, startTestServer, type TestServer } from "./support/server.js";
 import { triggerUntilReceived, wsStream, type ResultStream } from "./support/streams.js";
 import { createGatewayCredential, createKey, createPartner, event, RECORD_USAGE } from "./support/usage.js";
 import { createUser } from "./support/users.js";
@@ -18,18 +17,6 @@ const CREATED = /* GraphQL */ `subscription ($after: String) { usageLogCreated(a
 const LIVE_SUMMARY = /* GraphQL */ `query @live { usageSummary { totalRequests } }`;
 const VERIFY = /* GraphQL */ `query ($s: String!) { verifyApiKey(secret: $s) { valid code } }`;
 const LOGS = /* GraphQL */ `query ($e: String) { usageLogs(filter: { endpoint: $e }) { edges { node { endpoint } } } }`;
-
-/** Resolves once the instance's pub/sub is in that state (the state /readyz reports). */
-function pubsubReaches(server: TestServer, wanted: PubSubState): Promise<void> {
-  if (server.app.pubsub.state === wanted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const stop = server.app.pubsub.onStateChange((state) => {
-      if (state !== wanted) return;
-      stop();
-      resolve();
-    });
-  });
-}
 
 async function readiness(server: TestServer) {
   const response = await fetch(server.url.replace(/\/graphql$/, "/readyz"));

@@ -2,6 +2,7 @@ import { timingSafeEqual } from "node:crypto";
 import type { PrismaClient } from "../db/index.js";
 import type { PartnerStatus } from "../generated/prisma/enums.js";
 import { listen, type AppPubSub, type PubSubConnection } from "../realtime/pubsub.js";
+import type { DataChanges } from "../realtime/changes.js";
 import { hashSecret, parseSecret, type SecretEnvironment } from "./api-key-secret.js";
 
 export const VERIFICATION_CODES = [
@@ -90,6 +91,8 @@ export interface ApiKeyVerifierOptions {
   environment: SecretEnvironment;
   now: () => Date;
   maxEntries?: number;
+  /** Told when a key's lastUsedAt was written (cached query answers showing it are dropped). */
+  changes?: DataChanges;
   /** Told of every verification's answer and whether the cache had the key (metrics). */
   observe?: { verified(code: VerificationCode): void; cacheLookup(hit: boolean): void };
 }
@@ -253,7 +256,7 @@ export function createApiKeyVerifier(options: ApiKeyVerifierOptions): ApiKeyVeri
     return found;
   }
 
-  function touch(apiKeyId: string, now: Date) {
+  function touch(apiKeyId: string, partnerId: string, now: Date) {
     const last = lastTouched.get(apiKeyId);
     if (last !== undefined && now.getTime() - last < LAST_USED_THROTTLE_MS) return;
     lastTouched.delete(apiKeyId);
@@ -271,6 +274,7 @@ export function createApiKeyVerifier(options: ApiKeyVerifierOptions): ApiKeyVeri
         },
         data: { lastUsedAt: now },
       })
+      .then(({ count }) => (count > 0 ? options.changes?.changed([partnerId]) : undefined))
       .catch(() => {
         // Losing one lastUsedAt write is harmless; the next use past the interval retries.
         lastTouched.delete(apiKeyId);
@@ -335,7 +339,7 @@ export function createApiKeyVerifier(options: ApiKeyVerifierOptions): ApiKeyVeri
       if (verifyOptions.requiredScopes?.some((scope) => !entry.scopes.includes(scope))) {
         return answer("INSUFFICIENT_SCOPE");
       }
-      if (verifyOptions.touch !== false) touch(entry.apiKeyId, now);
+      if (verifyOptions.touch !== false) touch(entry.apiKeyId, entry.partnerId, now);
       return answer("VALID");
     },
 

@@ -9,6 +9,7 @@ import type { Metrics } from "../metrics.js";
 import type { PubSubConnection } from "../realtime/pubsub.js";
 import type { Context, Services } from "../schema/context.js";
 import type { AccessLog } from "./access-log.js";
+import type { ResponseCache } from "./response-cache.js";
 import { clientAddressResolver } from "./client-address.js";
 import { corsOptions } from "./cors.js";
 import { graphiql } from "./graphiql.js";
@@ -51,6 +52,7 @@ export function createGraphQLServer(options: {
   logger: YogaLogger;
   accessLog: Pick<AccessLog, "plugin">;
   metrics: Pick<Metrics, "registry">;
+  responseCache: Pick<ResponseCache, "plugins">;
   stopping: () => boolean;
 }) {
   const { schema, services, config, logger } = options;
@@ -104,6 +106,9 @@ export function createGraphQLServer(options: {
       // Before session streams, which then end each subscriber's own stream, not its group's.
       sharedSubscriptions({ backlogBytes: config.liveBacklogBytes, logger }),
       sessionStreams.plugin,
+      // Queries answered from memory; after the plugins that refuse or end an operation, so a
+      // cached answer passes the same checks.
+      ...options.responseCache.plugins,
       // After the plugins that choose how an operation executes: recordUsage runs compiled.
       compiledIngest(),
       // REST under /api (SOFA), through the plugins above; its Swagger UI answers first.

@@ -25,6 +25,11 @@ export type PubSubChannels = {
   "usage:created": [payload: UsageCreatedPayload];
   /** realtime/live-queries (invalidateLive): resource identifiers whose `@live` queries re-run. */
   "live:invalidate": [payload: { keys: string[] }];
+  /**
+   * http/response-cache (changed): data changed, of these partners only or (null) of anyone;
+   * every instance stops answering from cached responses that could show it.
+   */
+  "responses:changed": [payload: { partnerIds: string[] | null }];
 };
 
 /** A stored UsageLog row as it travels between instances (JSON, so dates are ISO strings). */

@@ -1,5 +1,6 @@
 import type { ApiKeyVerifier } from "../auth/api-key-verifier.js";
 import type { PrismaClient } from "../db/index.js";
+import type { DataChanges } from "../realtime/changes.js";
 import type { AppPubSub, PubSubConnection } from "../realtime/pubsub.js";
 import { ingestUsage, type IngestResult, type UsageEvent } from "./ingest.js";
 import { createUsageRetention } from "./retention.js";
@@ -28,9 +29,11 @@ export function createUsage(deps: {
   /** Raw rows older than this many days are deleted; undefined keeps everything. */
   retentionDays?: number;
   onStored?: (result: IngestResult) => void;
+  /** Told of every change to usage after commit (ingest, retention): cached query answers showing it are dropped. */
+  changes?: DataChanges;
 }): UsageOperations {
   const streams = createUsageStreams(deps);
-  const retention = createUsageRetention({ prisma: deps.prisma, days: deps.retentionDays, now: deps.now });
+  const retention = createUsageRetention({ prisma: deps.prisma, days: deps.retentionDays, now: deps.now, changes: deps.changes });
   return {
     record: (submittedBy, events, idempotencyKey) => ingestUsage(deps, submittedBy, events, idempotencyKey),
     summarize: (scope, window) => summarizeUsage(deps, scope, window),

@@ -6,6 +6,7 @@ import { isStorableDate } from "../db/dates.js";
 import { Prisma, type PrismaClient } from "../db/index.js";
 import { HttpMethod } from "../generated/prisma/enums.js";
 import { invalidateLive, liveKey } from "../realtime/live.js";
+import type { DataChanges } from "../realtime/changes.js";
 import type { AppPubSub, UsageLogMessage } from "../realtime/pubsub.js";
 import { badInput, conflict } from "../errors.js";
 import { v7 as uuidv7 } from "uuid";
@@ -162,6 +163,8 @@ export interface IngestDeps {
   now: () => Date;
   /** Told of every batch stored (not of replays answered from an earlier one), for metrics. */
   onStored?: (result: IngestResult) => void;
+  /** Told which partners' usage changed, after commit (cached query answers showing it are dropped). */
+  changes?: DataChanges;
 }
 
 export async function ingestUsage(
@@ -259,7 +262,10 @@ export async function ingestUsage(
   }
 
   deps.onStored?.(result);
-  if (rows.length > 0) publish(deps.pubsub, rows);
+  if (rows.length > 0) {
+    publish(deps.pubsub, rows);
+    await deps.changes?.changed(rows.map((row) => row.partnerId));
+  }
   return result;
 }
 

@@ -1,4 +1,5 @@
 import type { PrismaClient } from "../db/index.js";
+import type { DataChanges } from "../realtime/changes.js";
 
 /** Raw rows deleted per statement: each holds its row locks for milliseconds, so ingest never waits long. */
 export const RETENTION_BATCH_ROWS = 1000;
@@ -22,6 +23,7 @@ export function createUsageRetention(deps: {
   days: number | undefined;
   now: () => Date;
   batchRows?: number;
+  changes?: DataChanges;
 }): UsageRetention {
   const { prisma, days } = deps;
   const batchRows = deps.batchRows ?? RETENTION_BATCH_ROWS;
@@ -32,17 +34,22 @@ export function createUsageRetention(deps: {
     if (days === undefined) return 0;
     const cutoff = new Date(deps.now().getTime() - days * 86_400_000).toISOString();
     let total = 0;
-    while (!closed) {
-      // SKIP LOCKED: rows another instance's sweep holds are left to it, so sweeps never queue.
-      const deleted = await prisma.$executeRaw`
-        DELETE FROM "UsageLog" WHERE id IN (
-          SELECT id FROM "UsageLog"
-          WHERE "occurredAt" < ${cutoff}::timestamp(3)
-          ORDER BY "occurredAt" DESC, id DESC
-          LIMIT ${batchRows}
-          FOR UPDATE SKIP LOCKED)`;
-      total += deleted;
-      if (deleted < batchRows) break;
+    try {
+      while (!closed) {
+        // SKIP LOCKED: rows another instance's sweep holds are left to it, so sweeps never queue.
+        const deleted = await prisma.$executeRaw`
+          DELETE FROM "UsageLog" WHERE id IN (
+            SELECT id FROM "UsageLog"
+            WHERE "occurredAt" < ${cutoff}::timestamp(3)
+            ORDER BY "occurredAt" DESC, id DESC
+            LIMIT ${batchRows}
+            FOR UPDATE SKIP LOCKED)`;
+        total += deleted;
+        if (deleted < batchRows) break;
+      }
+    } finally {
+      // Each statement committed on its own: what was deleted stays deleted, even if a later one failed.
+      if (total > 0) await deps.changes?.changed();
     }
     return total;
   }

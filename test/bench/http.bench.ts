@@ -14,7 +14,9 @@ import { BENCH_ADMIN, BENCH_PASSWORD, benchServerPlace } from "./support/portal.
  * autocannon (20 connections; BENCH_DURATION_S seconds, 15 by default), every response body is
  * compared with the expected one, and the statements one request runs are counted on the wire: on
  * a twin of each server that reaches PostgreSQL through a counting proxy, so that the loaded
- * servers talk to PostgreSQL directly, as in production.
+ * servers talk to PostgreSQL directly, as in production. Counted twice: a request the twin has not
+ * answered before (its caller already known), then the same again (the response cache's case).
+ * The 20-key flow is loaded again on a third instance with the response cache off.
  */
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 15);
 const WARMUP_S = Number(process.env.BENCH_WARMUP_S ?? 3);
@@ -41,7 +43,8 @@ interface Measured {
   rps: number;
   p50: number;
   p99: number;
-  statements: number | null;
+  /** Statements of one request the server has not answered before, then of the same request again. */
+  statements: { first: number; repeat: number } | null;
   bad: number;
 }
 
@@ -66,17 +69,20 @@ async function load(row: Row): Promise<Measured> {
   const problem = first.status === 200 ? row.check(first.json) : `HTTP ${first.status}`;
   if (problem) throw new Error(`${row.label}: ${problem}\n${first.text.slice(0, 500)}`);
 
-  let statements: number | null = null;
+  let statements: Measured["statements"] = null;
   if (row.counted) {
     const { url, counter } = row.counted;
-    // The twin answers alike, and warms its caches as the loaded server's first request did.
-    const warm = await post(url, row.query, row.variables, row.token);
-    if (warm.text !== first.text) throw new Error(`${row.label}: the counted twin answered ${warm.text.slice(0, 300)}`);
-    // Writes a request leaves behind after answering (a throttled lastUsedAt) land first.
-    await new Promise((resolve) => setTimeout(resolve, 250));
-    const before = counter.statements;
-    await post(url, row.query, row.variables, row.token);
-    statements = counter.statements - before;
+    const counted = async () => {
+      const before = counter.statements;
+      const answer = await post(url, row.query, row.variables, row.token);
+      if (answer.text !== first.text) throw new Error(`${row.label}: the counted twin answered ${answer.text.slice(0, 300)}`);
+      // Writes a request leaves behind after answering (a throttled lastUsedAt) land, and count, here.
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      return counter.statements - before;
+    };
+    // The caller is known to the twin (its session or credential read) before the counts.
+    await post(url, "{ __typename }", undefined, row.token);
+    statements = { first: await counted(), repeat: await counted() };
   }
 
   const options = {
@@ -100,7 +106,7 @@ async function load(row: Row): Promise<Measured> {
 }
 
 function print(rows: Measured[], baseline: { rps: number; p99: number }) {
-  const header = ["what", "req/s", "p50 ms", "p99 ms", "ratio", "p99 ×", "SQL/req", "bad"];
+  const header = ["what", "req/s", "p50 ms", "p99 ms", "ratio", "p99 ×", "SQL first→again", "bad"];
   const lines = rows.map((row) => [
     row.label,
     Math.round(row.rps).toLocaleString("en"),
@@ -108,7 +114,7 @@ function print(rows: Measured[], baseline: { rps: number; p99: number }) {
     row.p99.toFixed(0),
     (row.rps / baseline.rps).toFixed(3),
     (row.p99 / Math.max(baseline.p99, 1)).toFixed(1),
-    row.statements === null ? "n/a" : String(row.statements),
+    row.statements === null ? "n/a" : `${row.statements.first} → ${row.statements.repeat}`,
     String(row.bad),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((line) => line[i]!.length)));
@@ -211,6 +217,10 @@ export default async function run(): Promise<void> {
     // Twins behind the statement-counting proxy (same database, secrets and Redis), for the counts.
     const twin = counter ? await startScript("src/server.ts", { ...env, DATABASE_URL: counter.url }, ready) : null;
     if (twin) children.push(twin);
+    // The same server with its response cache off (on PostgreSQL, which two servers can share):
+    // what every request costs when nothing is cached.
+    const uncached = database ? await startScript("src/server.ts", { ...env, RESPONSE_CACHE_TTL_SECONDS: "0" }, ready) : null;
+    if (uncached) children.push(uncached);
     const raw = database
       ? await startScript("test/bench/servers/raw-keys.ts", { DATABASE_URL: database.url, PARTNER_ID: partnerRowId }, /listening on (\S+)/)
       : null;
@@ -256,6 +266,9 @@ export default async function run(): Promise<void> {
         check: checkKeys,
         counted: counted(twin),
       },
+      ...(uncached
+        ? [{ label: "the same, response cache off", url: uncached.match[1]!, query: KEYS_QUERY, token: partner.adminToken, check: checkKeys }]
+        : []),
       {
         label: "this server: { viewer { id username role } }",
         url,

@@ -13,7 +13,21 @@ export interface StatementProxy {
   readonly statements: number;
   /** The SQL text of every query and statement parsed since the proxy started. */
   readonly texts: readonly string[];
+  /**
+   * Holds PostgreSQL's answer to the next statement parsed whose text matches: the statement runs,
+   * but its connection receives nothing more until `release()` (other connections go on).
+   * `reached` resolves once the statement was sent.
+   */
+  hold(pattern: RegExp): { reached: Promise<void>; release(): void };
   close(): Promise<void>;
+}
+
+interface Hold {
+  pattern: RegExp;
+  reached: () => void;
+  released: boolean;
+  /** Set once a connection is held: lets it go. */
+  resume?: () => void;
 }
 
 const SSL_REQUEST = 80877103;
@@ -24,11 +38,25 @@ export async function startStatementProxy(targetUrl: string): Promise<StatementP
   let statements = 0;
   const texts: string[] = [];
   const sockets = new Set<Socket>();
+  let hold: Hold | undefined;
   const server = createServer((client) => {
     const upstream = connect(Number(target.port || 5432), target.hostname);
     sockets.add(client).add(upstream);
     client.pipe(upstream);
-    upstream.pipe(client);
+    // PostgreSQL's bytes for the client wait here while this connection is held.
+    let held: Buffer[] | null = null;
+    upstream.on("data", (chunk: Buffer) => (held ? held.push(chunk) : client.write(chunk)));
+    const holdHere = (active: Hold) => {
+      held = [];
+      hold = undefined;
+      active.resume = () => {
+        const waiting = held ?? [];
+        held = null;
+        for (const chunk of waiting) client.write(chunk);
+      };
+      if (active.released) active.resume();
+      active.reached();
+    };
     const end = () => {
       client.destroy();
       upstream.destroy();
@@ -61,9 +89,13 @@ export async function startStatementProxy(targetUrl: string): Promise<StatementP
         if (pending.length - offset < 1 + length) break;
         const body = pending.subarray(offset + 5, offset + 1 + length);
         if (type === "Q" || type === "E") statements++;
-        if (type === "Q") texts.push(cString(body, 0));
         // Parse: statement name, then the query text.
-        if (type === "P") texts.push(cString(body, body.indexOf(0) + 1));
+        const text = type === "Q" ? cString(body, 0) : type === "P" ? cString(body, body.indexOf(0) + 1) : null;
+        if (text !== null) {
+          texts.push(text);
+          // Frames reach PostgreSQL as they arrive (piped above); holding from here on holds this statement's answer.
+          if (hold?.pattern.test(text) && !held) holdHere(hold);
+        }
         offset += 1 + length;
       }
       pending = pending.subarray(offset);
@@ -79,6 +111,20 @@ export async function startStatementProxy(targetUrl: string): Promise<StatementP
       return statements;
     },
     texts,
+    hold(pattern) {
+      let reached!: () => void;
+      const promise = new Promise<void>((resolve) => (reached = resolve));
+      const active: Hold = { pattern, reached, released: false };
+      hold = active;
+      return {
+        reached: promise,
+        release() {
+          active.released = true;
+          if (hold === active) hold = undefined;
+          active.resume?.();
+        },
+      };
+    },
     async close() {
       for (const socket of sockets) socket.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -6,6 +6,7 @@ import WebSocket from "ws";
 import { createApp, type App, type AppOptions } from "../../src/app.js";
 import { loadConfig, type Config } from "../../src/config.js";
 import { IN_MEMORY, startEmbeddedPostgres, type EmbeddedPostgres } from "../../src/db/embedded.js";
+import type { PubSubState } from "../../src/realtime/pubsub.js";
 import { createTestDatabase, TEST_REDIS_URL, type TestDatabase } from "./database.js";
 import { startStatementProxy, type StatementProxy } from "./pg-proxy.js";
 
@@ -121,3 +122,15 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
 /** The `extensions.code` of each error, in order. */
 export const errorCodes = (response: GraphQLResponse<unknown>) =>
   (response.errors ?? []).map((error) => error.extensions?.code);
+
+/** Resolves once the instance's pub/sub is in that state (the state /readyz reports). */
+export function pubsubReaches(server: TestServer, wanted: PubSubState): Promise<void> {
+  if (server.app.pubsub.state === wanted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const stop = server.app.pubsub.onStateChange((state) => {
+      if (state !== wanted) return;
+      stop();
+      resolve();
+    });
+  });
+}
