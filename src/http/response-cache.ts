@@ -13,7 +13,7 @@ import { LRUCache } from "lru-cache";
 import type { DataChanges } from "../realtime/changes.js";
 import { listen, type AppPubSub, type PubSubConnection } from "../realtime/pubsub.js";
 import type { Context } from "../schema/context.js";
-import { isRecordUsageOnly } from "./plugins/compiled-ingest.js";
+import { isRecordUsageOnly } from "./plugins/compiled-gateway.js";
 
 export interface ResponseCache extends DataChanges {
   /** The Yoga plugins: writes mark changes, queries are answered from the cache. */

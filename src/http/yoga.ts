@@ -15,7 +15,7 @@ import { corsOptions } from "./cors.js";
 import { graphiql } from "./graphiql.js";
 import { serveMetrics } from "./metrics.js";
 import { codeClientErrors } from "./plugins/client-errors.js";
-import { compiledIngest } from "./plugins/compiled-ingest.js";
+import { compiledGatewayOperations } from "./plugins/compiled-gateway.js";
 import { createLiveQueries } from "./plugins/live-queries.js";
 import { refuseMalformedInput } from "./plugins/malformed-input.js";
 import { createPersistedOperations, loadPersistedManifest } from "./plugins/persisted-operations.js";
@@ -109,8 +109,8 @@ export function createGraphQLServer(options: {
       // Queries answered from memory; after the plugins that refuse or end an operation, so a
       // cached answer passes the same checks.
       ...options.responseCache.plugins,
-      // After the plugins that choose how an operation executes: recordUsage runs compiled.
-      compiledIngest(),
+      // After the plugins that choose how an operation executes: recordUsage and verifyApiKey run compiled.
+      compiledGatewayOperations(),
       // REST under /api (SOFA), through the plugins above; its Swagger UI answers first.
       swaggerUi({ endpoint: `${REST_BASE_PATH}/docs`, openApiPath: OPENAPI_PATH }),
       restApi({ schema, logger }),

@@ -2,35 +2,44 @@ import { getOperationAST, GraphQLError, Kind, type DocumentNode, type ExecutionR
 import { compileQuery, isCompiledQuery, type CompiledQuery } from "graphql-jit";
 import type { Plugin } from "graphql-yoga";
 
-/** The root field of a mutation whose one root field is `recordUsage`, else null. */
-function recordUsageField(document: DocumentNode, operationName?: string | null): FieldNode | null {
+/** The gateway's two hot operations: an operation of this type whose one root field is this one. */
+const COMPILED_ROOT_FIELDS = { mutation: "recordUsage", query: "verifyApiKey" } as const;
+
+/** The root field of an operation that runs compiled, else null. */
+function compiledField(document: DocumentNode, operationName?: string | null): FieldNode | null {
   const operation = getOperationAST(document, operationName);
-  const selections = operation?.operation === "mutation" ? operation.selectionSet.selections : [];
+  // A directive on the operation (`@live`) means another executor runs it.
+  if (!operation || operation.operation === "subscription" || operation.directives?.length) return null;
+  const selections = operation.selectionSet.selections;
   const [only] = selections;
-  return selections.length === 1 && only!.kind === Kind.FIELD && only!.name.value === "recordUsage" ? only! : null;
+  return selections.length === 1 && only!.kind === Kind.FIELD && only!.name.value === COMPILED_ROOT_FIELDS[operation.operation]
+    ? only!
+    : null;
 }
 
 export const isRecordUsageOnly = (document: DocumentNode, operationName?: string | null) =>
-  recordUsageField(document, operationName) !== null;
+  compiledField(document, operationName)?.name.value === "recordUsage";
 
 /**
- * The gateway's usage batches executed by graphql-jit, whatever the operation's name and over
- * every transport (HTTP, WebSockets, REST). A batch is up to 5,000 `UsageEventInput` objects, and
- * graphql-js's generic coercion of them (with the executor's copy of the variables) was the
- * largest part of what GraphQL added to ingest: about 6 ms of a 1,000-event batch of about 55.
+ * The gateway's hot operations executed by graphql-jit, whatever the operation's name and over
+ * every transport (HTTP, WebSockets, REST): usage batches (`recordUsage`) and key verifications
+ * (`verifyApiKey`). A batch is up to 5,000 `UsageEventInput` objects, and graphql-js's generic
+ * coercion of them (with the executor's copy of the variables) was the largest part of what
+ * GraphQL added to ingest: about 6 ms of a 1,000-event batch of about 55. A verification is small,
+ * but frequent: compiled, about a quarter more of them a second over HTTP (A/B on one machine).
  * graphql-jit compiles the operation, its variables' coercion included, once per parsed document;
  * the same resolvers run, with the same scopes, and the same plugins see the operation and its
  * result. Answers stay those of Yoga's executor, which every other operation keeps:
  * - variables that do not coerce (nothing has run then) are answered by that executor, with
  *   graphql-js's messages and a request error's HTTP status;
  * - an error from the field carries the field's node, as graphql-js gives it.
- * `test/compiled-ingest.test.ts` sends every kind of batch both ways and compares the answers.
+ * `test/compiled-gateway.test.ts` sends every kind of request both ways and compares the answers.
  */
-export function compiledIngest(): Plugin {
+export function compiledGatewayOperations(): Plugin {
   const compiled = new WeakMap<DocumentNode, CompiledQuery | null>();
   return {
     onExecute({ args, executeFn, setExecuteFn }) {
-      const field = recordUsageField(args.document, args.operationName);
+      const field = compiledField(args.document, args.operationName);
       if (!field) return;
       let query = compiled.get(args.document);
       if (query === undefined) {

@@ -1,12 +1,12 @@
-// recordUsage runs through graphql-jit (src/http/plugins/compiled-ingest.ts); everything else
-// through Yoga's executor. The two must answer the same: the same batch sent as a recordUsage-only
-// mutation (compiled) and with `__typename` beside it (not compiled) gets the same answer, stored
-// rows, rejections and errors, whatever is wrong with it.
+// recordUsage and verifyApiKey run through graphql-jit (src/http/plugins/compiled-gateway.ts);
+// everything else through Yoga's executor. The two must answer the same: the same batch sent as a
+// recordUsage-only mutation (compiled) and with `__typename` beside it (not compiled) gets the same
+// answer, stored rows, rejections and errors, whatever is wrong with it; so does a verification.
 import { randomBytes } from "node:crypto";
 import { parse } from "graphql";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Plugin } from "graphql-yoga";
-import { compiledIngest, isRecordUsageOnly } from "../src/http/plugins/compiled-ingest.js";
+import { compiledGatewayOperations, isRecordUsageOnly } from "../src/http/plugins/compiled-gateway.js";
 import { buildSchema } from "../src/schema/index.js";
 import { startTestServer, type TestServer } from "./support/server.js";
 import { createGatewayCredential, createKey, createPartner, event, type TestKey } from "./support/usage.js";
@@ -31,6 +31,9 @@ afterAll(async () => {
 const SELECTION = `recordUsage(events: $events, idempotencyKey: $idempotencyKey) { accepted rejected { index code message } }`;
 const COMPILED = `mutation Ingest($events: [UsageEventInput!]!, $idempotencyKey: String) { ${SELECTION} }`;
 const STANDARD = `mutation Ingest($events: [UsageEventInput!]!, $idempotencyKey: String) { ${SELECTION} __typename }`;
+const VERIFICATION = `verifyApiKey(secret: $secret, requiredScopes: $scopes) { valid code scopes expiresAt apiKeyId partnerId }`;
+const VERIFY_COMPILED = `query Verify($secret: String!, $scopes: [ApiKeyScope!]) { ${VERIFICATION} }`;
+const VERIFY_STANDARD = `query Verify($secret: String!, $scopes: [ApiKeyScope!]) { ${VERIFICATION} __typename }`;
 
 describe("which operations run compiled", () => {
   it("only a mutation whose one root field is recordUsage, whatever its name or alias", () => {
@@ -46,8 +49,8 @@ describe("which operations run compiled", () => {
 });
 
 describe("the compiled path", () => {
-  it("compiles a recordUsage-only mutation and leaves every other operation alone", () => {
-    const plugin = compiledIngest();
+  it("compiles a recordUsage-only mutation and a verifyApiKey-only query, and leaves every other operation alone", () => {
+    const plugin = compiledGatewayOperations();
     const schema = buildSchema();
     const replaced = (document: string) => {
       let set = false;
@@ -60,6 +63,11 @@ describe("the compiled path", () => {
     expect(replaced(`mutation { recordUsage(events: []) { rejected { code } } }`)).toBe(true);
     expect(replaced(STANDARD)).toBe(false);
     expect(replaced(`{ viewer { id } }`)).toBe(false);
+    expect(replaced(VERIFY_COMPILED)).toBe(true);
+    expect(replaced(VERIFY_STANDARD)).toBe(false);
+    // A live query is the live-query store's to run.
+    expect(replaced(`query @live { verifyApiKey(secret: "x") { valid } }`)).toBe(false);
+    expect(replaced(`{ ...F } fragment F on Query { verifyApiKey(secret: "x") { valid } }`)).toBe(false);
   });
 });
 
@@ -149,5 +157,49 @@ describe("recordUsage compiled and not", () => {
       await prisma.$executeRawUnsafe(`ALTER TABLE "UsageBatchGone" RENAME TO "UsageBatch"`);
     }
     expect(await prisma.usageLog.count()).toBe(before);
+  });
+});
+
+describe("verifyApiKey compiled and not", () => {
+  const same = async (variables: Record<string, unknown>, token: string | undefined = gateway) => {
+    const compiled = await server.gql(VERIFY_COMPILED, variables, token);
+    const standard = await server.gql(VERIFY_STANDARD, variables, token);
+    expect(compiled.status, JSON.stringify(variables)).toBe(standard.status);
+    expect(compiled.data?.verifyApiKey ?? null).toEqual(standard.data?.verifyApiKey ?? null);
+    expect(compiled.errors).toEqual(standard.errors);
+    return compiled;
+  };
+
+  it("answer every kind of secret alike", async () => {
+    expect((await same({ secret: key.secret })).data?.verifyApiKey).toMatchObject({ valid: true, code: "VALID" });
+    expect((await same({ secret: key.secret, scopes: ["USAGE_WRITE"] })).data?.verifyApiKey.valid).toBe(true);
+    expect((await same({ secret: key.secret, scopes: ["API_WRITE"] })).data?.verifyApiKey.code).toBe("INSUFFICIENT_SCOPE");
+    expect((await same({ secret: revoked.secret })).data?.verifyApiKey.code).toBe("REVOKED");
+    for (const secret of ["ppk_test_not_a_key", "", "x".repeat(10_000)]) {
+      expect((await same({ secret })).data?.verifyApiKey.valid).toBe(false);
+    }
+  });
+
+  it("refuse malformed variables alike", async () => {
+    const malformed: Array<Record<string, unknown>> = [
+      { secret: 42 },
+      { secret: null },
+      {},
+      { secret: key.secret, scopes: ["NOT_A_SCOPE"] },
+      { secret: key.secret, scopes: [null] },
+    ];
+    for (const variables of malformed) expect((await same(variables)).errors?.length, JSON.stringify(variables)).toBeGreaterThan(0);
+    // A single scope given where a list is expected is a list of one, in both.
+    expect((await same({ secret: key.secret, scopes: "USAGE_WRITE" })).data?.verifyApiKey.valid).toBe(true);
+  });
+
+  it("answer a caller who may not verify and a signed-out one alike", async () => {
+    const developer = await createUser(server, "compiled-verify-dev", "developer");
+    // "" sends no Authorization header.
+    for (const token of [developer.token, ""]) {
+      const answer = await same({ secret: key.secret }, token);
+      expect(answer.data).toBeNull();
+      expect(answer.errors?.map((error) => error.extensions?.code)).toEqual([token ? "FORBIDDEN" : "UNAUTHENTICATED"]);
+    }
   });
 });
