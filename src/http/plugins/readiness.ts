@@ -2,6 +2,8 @@ import { useReadinessCheck, type Plugin } from "graphql-yoga";
 import type { Database } from "../../db/index.js";
 import type { PubSubConnection } from "../../realtime/pubsub.js";
 
+const READY_PATH = "/readyz";
+
 /**
  * `/readyz`: 200 while the database answers, 503 once shutdown has begun or when it does not.
  * Redis is not a condition: without it the server still serves everything but cross-instance
@@ -13,8 +15,8 @@ export function readiness(options: {
   pubsub: Pick<PubSubConnection, "state" | "publishFailures">;
   stopping: () => boolean;
 }): Plugin {
-  return useReadinessCheck({
-    endpoint: "/readyz",
+  const check = useReadinessCheck({
+    endpoint: READY_PATH,
     check: async ({ fetchAPI }) => {
       const stopping = options.stopping();
       const ready = !stopping && (await options.database.ping());
@@ -29,4 +31,10 @@ export function readiness(options: {
       });
     },
   });
+  // Yoga's check also matches its path as a URL pattern, on every request; one comparison of the
+  // parsed path does here.
+  return {
+    ...check,
+    onRequest: (payload) => (payload.url.pathname === READY_PATH ? check.onRequest?.(payload) : undefined),
+  };
 }
