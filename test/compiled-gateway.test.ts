@@ -68,6 +68,9 @@ describe("the compiled path", () => {
     // A live query is the live-query store's to run.
     expect(replaced(`query @live { verifyApiKey(secret: "x") { valid } }`)).toBe(false);
     expect(replaced(`{ ...F } fragment F on Query { verifyApiKey(secret: "x") { valid } }`)).toBe(false);
+    // The key and partner records are the standard executor's to load.
+    expect(replaced(`{ verifyApiKey(secret: "x") { valid apiKey { id } } }`)).toBe(false);
+    expect(replaced(`{ verifyApiKey(secret: "x") { valid ... on ApiKeyVerification { code } } }`)).toBe(false);
   });
 });
 
