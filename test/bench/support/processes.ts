@@ -4,13 +4,16 @@ import { fileURLToPath } from "node:url";
 
 export const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 
+/** How much of a started process's output is kept once it is ready (for error reports). */
+const KEPT_OUTPUT = 64 * 1024;
+
 export interface Started {
   child: ChildProcess;
   /** The first match of `ready` in the output (e.g. the URL the server printed). */
   match: RegExpExecArray;
   /** Milliseconds from spawn to that line. */
   startupMs: number;
-  /** Everything the process has written so far (for error reports). */
+  /** What the process has written: everything up to ready, then the latest 64 KiB or more (for error reports). */
   output(): string;
   stop(): Promise<void>;
 }
@@ -51,9 +54,15 @@ export function startScript(
         clearTimeout(timer);
         child.stdout!.off("data", onData);
         child.stderr!.off("data", onData);
-        // Keep draining, so a chatty process never blocks on a full pipe.
-        child.stdout!.on("data", (more: Buffer) => (output += more.toString()));
-        child.stderr!.on("data", (more: Buffer) => (output += more.toString()));
+        // Keep draining, so a chatty process never blocks on a full pipe, but keep only the latest
+        // output: a server's access lines under load would otherwise grow the load generator's
+        // heap by tens of megabytes a row, and its garbage collection with it.
+        const keep = (more: Buffer) => {
+          output += more.toString();
+          if (output.length > 2 * KEPT_OUTPUT) output = output.slice(-KEPT_OUTPUT);
+        };
+        child.stdout!.on("data", keep);
+        child.stderr!.on("data", keep);
         resolve({ child, match, startupMs: performance.now() - started, output: () => output, stop });
       }
     };
