@@ -193,7 +193,10 @@ describe("usageLogCreated at scale", () => {
 });
 
 describe("a subscriber that falls behind", () => {
-  it("gets what it held, then EVENTS_DROPPED with how many, and its stream ends, while a prompt one gets everything", async () => {
+  // It stores about 16 MB of events (more than a paused socket's buffers hold): about 20 s on the
+  // embedded database of an idle 2-core machine, and three times that beside another test file.
+  const STORES_16_MB = { timeout: 180_000 };
+  it("gets what it held, then EVENTS_DROPPED with how many, and its stream ends, while a prompt one gets everything", STORES_16_MB, async () => {
     const small = await startTestServer({ env: { LIVE_BACKLOG_BYTES: String(64 * 1024) } });
     try {
       const own = await setUp(small, "drop");

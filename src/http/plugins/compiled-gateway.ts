@@ -32,10 +32,11 @@ export const isRecordUsageOnly = (document: DocumentNode, operationName?: string
 /**
  * The gateway's hot operations executed by graphql-jit, whatever the operation's name and over
  * every transport (HTTP, WebSockets, REST): usage batches (`recordUsage`) and key verifications
- * (`verifyApiKey`, its scalars). A batch is up to 5,000 `UsageEventInput` objects, and graphql-js's generic
- * coercion of them (with the executor's copy of the variables) was the largest part of what
- * GraphQL added to ingest: about 6 ms of a 1,000-event batch of about 55. A verification is small,
- * but frequent: compiled, about a quarter more of them a second over HTTP (A/B on one machine).
+ * (`verifyApiKey`, its scalars). A batch is up to 5,000 `UsageEventInput` objects, and
+ * graphql-js's generic coercion of them (with the executor's copy of the variables) was the
+ * largest part of what GraphQL added to ingest: about 6 ms of a 1,000-event batch of about 55. A
+ * verification is small but frequent; compiled, it answered a quarter more a second in
+ * alternating A/B runs (the http benchmark's row moved less than its noise).
  * graphql-jit compiles the operation, its variables' coercion included, once per parsed document;
  * the same resolvers run, with the same scopes, and the same plugins see the operation and its
  * result. Answers stay those of Yoga's executor, which every other operation keeps:
