@@ -1,8 +1,9 @@
 import { spawn } from "node:child_process";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { loadSecrets } from "../src/auth/secrets.js";
+import { currentBundle } from "../src/bundle.mjs";
 import { ConfigError, loadConfig } from "../src/config.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -78,9 +79,12 @@ describe("loadConfig", () => {
 });
 
 describe("npm start with an invalid configuration", () => {
+  // Made (or found current) before, so that no run prints that it is making it.
+  beforeAll(() => currentBundle(), 120_000);
+
   /** The real entry point as a child process: its exit code and output. */
   function start(env: Record<string, string>) {
-    const child = spawn(process.execPath, ["--import", "tsx", "src/server.ts"], {
+    const child = spawn(process.execPath, ["src/start.mjs"], {
       cwd: root,
       env: { ...process.env, PORT: "0", HOST: "127.0.0.1", DATA_DIR: "memory://", DATABASE_URL: "", REDIS_URL: "", ...env },
     });

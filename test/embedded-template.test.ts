@@ -1,6 +1,6 @@
 // A new embedded database starts from the template packed at install time; an existing one never
 // does, and a template made for other migrations is never found.
-import { cp, appendFile, mkdtemp, rm } from "node:fs/promises";
+import { cp, appendFile, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import pg from "pg";
@@ -103,6 +103,37 @@ describe("the embedded database template", () => {
       expect(await tableExists(database.url, "UsageLog")).toBe(true);
     } finally {
       await database.close();
+    }
+  });
+});
+
+describe("the embedded database's thread", () => {
+  it("reports a data folder PostgreSQL cannot open as an error, and ends", async () => {
+    const dataDir = await folder();
+    await mkdir(path.join(dataDir, "pgdata"));
+    // A data folder of a PostgreSQL release from long ago.
+    await writeFile(path.join(dataDir, "pgdata", "PG_VERSION"), "9\n");
+    await expect(startEmbeddedPostgres(dataDir)).rejects.toThrow(/^Embedded PostgreSQL: /);
+  });
+
+  it("serves several connections at once, and its dump is a database that opens", async () => {
+    const database = await startEmbeddedPostgres(IN_MEMORY);
+    let dumped: Blob;
+    try {
+      const answers = await Promise.all(
+        Array.from({ length: 4 }, (_, i) => query<{ n: number }>(database.url, `SELECT ${i}::int AS n, pg_sleep(0.05)::text AS slept`)),
+      );
+      expect(answers.map((rows) => rows[0]!.n)).toEqual([0, 1, 2, 3]);
+      await query(database.url, `CREATE TABLE "Dumped" (id int); INSERT INTO "Dumped" VALUES (7)`);
+      dumped = await database.dump();
+    } finally {
+      await database.close();
+    }
+    const reopened = await startEmbeddedPostgres(IN_MEMORY, { template: dumped });
+    try {
+      expect(await query(reopened.url, `SELECT id FROM "Dumped"`)).toEqual([{ id: 7 }]);
+    } finally {
+      await reopened.close();
     }
   });
 });

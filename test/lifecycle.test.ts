@@ -4,8 +4,9 @@ import http from "node:http";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bootstrapData } from "../src/bootstrap.js";
+import { currentBundle } from "../src/bundle.mjs";
 import { ensureAdmin } from "../src/seed.js";
 import { LoginDocument, SignUpDocument, ViewerDocument } from "./generated/graphql.js";
 import { print } from "graphql";
@@ -21,7 +22,7 @@ class ServerProcess {
   readonly exited: Promise<number | null>;
 
   constructor(env: Record<string, string>) {
-    this.child = spawn(process.execPath, ["--import", "tsx", "src/server.ts"], {
+    this.child = spawn(process.execPath, ["src/start.mjs"], {
       cwd: root,
       env: { ...process.env, PORT: "0", HOST: "127.0.0.1", DATABASE_URL: "", REDIS_URL: "", ...env },
     });
@@ -65,6 +66,9 @@ afterAll(async () => {
 });
 
 describe("npm start on the embedded database", () => {
+  // `npm start` runs the bundle (src/bundle.mjs): made, or found current, once before.
+  beforeAll(() => currentBundle(), 120_000);
+
   it("seeds demo data, finishes a request in flight at SIGTERM, and keeps every row across a restart", async () => {
     const dataDir = await mkdtemp(path.join(tmpdir(), "pp-data-"));
     dirs.push(dataDir);

@@ -208,7 +208,7 @@ export default async function run(): Promise<void> {
     const { env } = place;
     let where = place.database ? "PostgreSQL" : "EMBEDDED PGlite";
     where += redisUrl ? ", Redis pub/sub" : ", in-memory pub/sub (set TEST_REDIS_URL for Redis)";
-    const portal = await startScript("src/server.ts", env, /GraphiQL:\s+(http[^\s"\\]+)/);
+    const portal = await startScript("src/start.mjs", env, /GraphiQL:\s+(http[^\s"\\]+)/);
     children.push(portal);
     const url = portal.match[1]!;
     const { partners, gateway } = await seed(url, BENCH_ADMIN);

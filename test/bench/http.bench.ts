@@ -175,7 +175,7 @@ async function measureStartup(): Promise<{ empty: number; existing: number }> {
   try {
     const times: number[] = [];
     for (let run = 0; run < 2; run++) {
-      const started = await startScript("src/server.ts", env, /GraphiQL:\s+(http[^\s"\\]+)/);
+      const started = await startScript("src/start.mjs", env, /GraphiQL:\s+(http[^\s"\\]+)/);
       times.push(started.startupMs);
       await started.stop();
     }
@@ -207,7 +207,7 @@ export default async function run(): Promise<void> {
       ? `PostgreSQL${redisUrl ? " and Redis" : ""}`
       : "EMBEDDED PGlite (fallback: set TEST_DATABASE_URL for PostgreSQL; statements not counted)";
     const ready = /GraphiQL:\s+(http[^\s"\\]+)/;
-    const portal = await startScript("src/server.ts", env, ready);
+    const portal = await startScript("src/start.mjs", env, ready);
     children.push(portal);
     const url = portal.match[1]!;
     const { partners, gateway } = await seed(url, BENCH_ADMIN);
@@ -215,11 +215,11 @@ export default async function run(): Promise<void> {
     const partnerRowId = Buffer.from(partner.id, "base64").toString().split(":")[1]!;
 
     // Twins behind the statement-counting proxy (same database, secrets and Redis), for the counts.
-    const twin = counter ? await startScript("src/server.ts", { ...env, DATABASE_URL: counter.url }, ready) : null;
+    const twin = counter ? await startScript("src/start.mjs", { ...env, DATABASE_URL: counter.url }, ready) : null;
     if (twin) children.push(twin);
     // The same server with its response cache off (on PostgreSQL, which two servers can share):
     // what every request costs when nothing is cached.
-    const uncached = database ? await startScript("src/server.ts", { ...env, RESPONSE_CACHE_TTL_SECONDS: "0" }, ready) : null;
+    const uncached = database ? await startScript("src/start.mjs", { ...env, RESPONSE_CACHE_TTL_SECONDS: "0" }, ready) : null;
     if (uncached) children.push(uncached);
     const raw = database
       ? await startScript("test/bench/servers/raw-keys.ts", { DATABASE_URL: database.url, PARTNER_ID: partnerRowId }, /listening on (\S+)/)

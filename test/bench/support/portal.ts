@@ -29,7 +29,7 @@ export async function createDatabase(serverUrl: string): Promise<{ url: string; 
 }
 
 /**
- * Where a benchmarked server (src/server.ts) runs and with what: a fresh database on
+ * Where a benchmarked server (`npm start`: src/start.mjs) runs and with what: a fresh database on
  * TEST_DATABASE_URL's PostgreSQL (with its own secrets) or else an embedded data folder, Redis
  * when TEST_REDIS_URL is set, the bench admin, JSON info lines (the banner with the URL is one).
  */

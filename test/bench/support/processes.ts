@@ -19,8 +19,8 @@ export interface Started {
 }
 
 /**
- * Runs a TypeScript entry point (through tsx's loader, as `npm start` does) in its own process
- * and waits for a line of its output to match `ready`.
+ * Runs an entry point in its own process (a TypeScript one through tsx's loader) and waits for a
+ * line of its output to match `ready`.
  */
 export function startScript(
   script: string,
@@ -30,7 +30,8 @@ export function startScript(
 ): Promise<Started> {
   const timeoutMs = options.timeoutMs ?? 120_000;
   const started = performance.now();
-  const child = spawn(process.execPath, ["--import", "tsx", ...(options.nodeArgs ?? []), script], {
+  const loader = script.endsWith(".ts") ? ["--import", "tsx"] : [];
+  const child = spawn(process.execPath, [...loader, ...(options.nodeArgs ?? []), script], {
     cwd: projectRoot,
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"],
