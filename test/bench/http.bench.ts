@@ -105,15 +105,21 @@ async function load(row: Row): Promise<Measured> {
   };
 }
 
-function print(rows: Measured[], baseline: { rps: number; p99: number }) {
-  const header = ["what", "req/s", "p50 ms", "p99 ms", "ratio", "p99 ×", "SQL first→again", "bad"];
+/** A row with the bare-Yoga runs just before and after it, which its ratios are taken to. */
+interface Compared extends Measured {
+  bare: { rps: number; p99: number };
+}
+
+function print(rows: Compared[]) {
+  const header = ["what", "req/s", "p50 ms", "p99 ms", "bare req/s", "ratio", "p99 ×", "SQL first→again", "bad"];
   const lines = rows.map((row) => [
     row.label,
     Math.round(row.rps).toLocaleString("en"),
     row.p50.toFixed(0),
     row.p99.toFixed(0),
-    (row.rps / baseline.rps).toFixed(3),
-    (row.p99 / Math.max(baseline.p99, 1)).toFixed(1),
+    Math.round(row.bare.rps).toLocaleString("en"),
+    (row.rps / row.bare.rps).toFixed(3),
+    (row.p99 / Math.max(row.bare.p99, 1)).toFixed(1),
     row.statements === null ? "n/a" : `${row.statements.first} → ${row.statements.repeat}`,
     String(row.bad),
   ]);
@@ -289,15 +295,35 @@ export default async function run(): Promise<void> {
     ];
 
     console.log(`this server on ${where}; ${CONNECTIONS} connections, ${DURATION_S} s per row after ${WARMUP_S} s warm-up`);
-    const measured: Measured[] = [];
-    for (const row of rows) measured.push(await load(row));
-    // The floor again at the end: the machine is shared, so its drift shows here.
-    const again = await load(rows[0]!);
-    again.label = "bare graphql-yoga again (drift check)";
-    measured.push(again);
-    const baseline = { rps: (measured[0]!.rps + again.rps) / 2, p99: (measured[0]!.p99 + again.p99) / 2 };
-    console.log("ratio = req/s ÷ the mean of the two bare Yoga runs; p99 × = p99 ÷ their mean p99");
-    print(measured, baseline);
+    // The machine is shared and its speed drifts within a run (by half, some days), so bare Yoga
+    // is loaded before the first row and again after every row, and each row is compared with the
+    // two bare runs around it.
+    const [bareRow, ...serverRows] = rows;
+    const bareRuns = [await load(bareRow!)];
+    const compared: Compared[] = [];
+    for (const row of serverRows) {
+      const measured = await load(row);
+      const after = await load(bareRow!);
+      const before = bareRuns.at(-1)!;
+      bareRuns.push(after);
+      compared.push({ ...measured, bare: { rps: (before.rps + after.rps) / 2, p99: (before.p99 + after.p99) / 2 } });
+    }
+    const mean = (values: number[]) => values.reduce((sum, value) => sum + value, 0) / values.length;
+    const bareMean = { rps: mean(bareRuns.map((run) => run.rps)), p99: mean(bareRuns.map((run) => run.p99)) };
+    const bareSummary: Compared = {
+      ...bareRuns[0]!,
+      label: `${bareRow!.label} (mean of ${bareRuns.length} runs)`,
+      rps: bareMean.rps,
+      p50: mean(bareRuns.map((run) => run.p50)),
+      p99: bareMean.p99,
+      bad: bareRuns.reduce((sum, run) => sum + run.bad, 0),
+      bare: bareMean,
+    };
+    const rps = bareRuns.map((run) => Math.round(run.rps).toLocaleString("en"));
+    console.log(`bare Yoga runs, in order (req/s): ${rps.join(", ")}`);
+    console.log("ratio = req/s ÷ the mean of the bare runs just before and after the row (bare req/s); p99 × likewise");
+    const measured = [bareSummary, ...compared];
+    print(measured);
     if (measured.some((row) => row.bad > 0)) throw new Error("some responses did not match the expected body");
   } finally {
     for (const child of children.reverse()) await child.stop();
