@@ -2,8 +2,11 @@ import { GraphQLError } from "graphql";
 import { loadSecrets } from "../auth/secrets.js";
 import { ConfigError, loadConfig } from "../config.js";
 import { openDatabase } from "../db/index.js";
-import { createAppPubSub } from "../realtime/pubsub.js";
+import { createAppPubSub, reachState } from "../realtime/pubsub.js";
 import { createServiceCredentials, serviceCredentialName } from "../domain/service-credentials.js";
+
+/** How long a change waits for Redis to answer, so that running instances hear of it. */
+const REDIS_WAIT_MS = 5_000;
 
 const USAGE = `Usage:
   npm run service-credential -- create <name>   prints the new credential's secret (shown once)
@@ -29,6 +32,9 @@ async function main(): Promise<number> {
   const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: 2 });
   // With REDIS_URL, running instances hear of a revocation at once; without it, within 30 s.
   const events = createAppPubSub({ redisUrl: config.redisUrl, channelPrefix: config.redisChannelPrefix });
+  if (config.redisUrl && command !== "list" && !(await reachState(events.connection, "connected", REDIS_WAIT_MS))) {
+    console.error("Redis did not answer: running instances see this change only as their caches expire (a revocation within 30 s).");
+  }
   try {
     const { prisma } = database;
     if (command === "list") {
@@ -52,9 +58,16 @@ async function main(): Promise<number> {
       environment: config.apiKeys.environment,
       now: () => new Date(),
     });
+    // Running instances (with REDIS_URL) drop the query answers they cached, which may list
+    // the credentials, before this command ends.
+    const tellInstances = async () => {
+      events.pubsub.publish("responses:changed", { partnerIds: null });
+      if (events.connection.state === "connected") await events.connection.delivered();
+    };
     if (command === "create") {
       try {
         const { secret } = await credentials.issue({ name, actorUserId: null });
+        await tellInstances();
         console.error(`Created service credential "${name}". Its secret follows; it is not stored and will not be shown again.`);
         console.log(secret);
         return 0;
@@ -72,6 +85,7 @@ async function main(): Promise<number> {
       return 1;
     }
     const revoked = await credentials.revoke({ id: credential.id, actorUserId: null });
+    if (revoked) await tellInstances();
     console.error(revoked ? `Revoked "${name}".` : `"${name}" was already revoked.`);
     return 0;
   } finally {
