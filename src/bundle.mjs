@@ -70,7 +70,8 @@ async function build(/** @type {string} */ cache) {
     bundle: true,
     platform: "node",
     format: "esm",
-    target: `node${process.versions.node.split(".")[0]}`,
+    // The oldest Node it may run on, whichever Node made it.
+    target: "node20",
     // The database's start is a dynamic import, so that it begins before the rest loads.
     splitting: true,
     outdir: path.join(cache, folder),

@@ -42,6 +42,8 @@ export async function startEmbeddedPostgres(dataDir: string, options: { template
   // Without a listener, a failure of the thread after start would end the process; instead its
   // connections close, queries fail and /readyz says so.
   worker.on("error", () => {});
+  let exited = false;
+  worker.once("exit", () => (exited = true));
   // One request at a time, each answered by the thread's next message (or its end).
   const next = () =>
     new Promise<WorkerReply>((resolve, reject) => {
@@ -72,7 +74,8 @@ export async function startEmbeddedPostgres(dataDir: string, options: { template
     url: `postgresql://postgres:postgres@${ready.ready}/postgres?sslmode=disable`,
     dump: async () => new Blob([(await request<{ dump: ArrayBuffer }>("dump")).dump]),
     async close() {
-      await request("close");
+      // A thread that already ended (it failed) has nothing left to close or flush.
+      if (!exited) await request("close");
       await worker.terminate();
     },
   };
