@@ -3,7 +3,7 @@ import type { PrismaClient } from "../db/index.js";
 import type { PartnerStatus } from "../generated/prisma/enums.js";
 import { listen, type AppPubSub, type PubSubConnection } from "../realtime/pubsub.js";
 import type { DataChanges } from "../realtime/changes.js";
-import { hashSecret, parseSecret, type SecretEnvironment } from "./api-key-secret.js";
+import { hashSecret, parseSecret, secretCacheKey, type SecretEnvironment } from "./api-key-secret.js";
 
 export const VERIFICATION_CODES = [
   "VALID",
@@ -99,7 +99,8 @@ export interface ApiKeyVerifierOptions {
 
 interface CachedKey {
   found: true;
-  secretHash: string;
+  /** The secret's secretCacheKey: what the cache is keyed by. */
+  cacheKey: string;
   apiKeyId: string;
   partnerId: string;
   partnerStatus: PartnerStatus;
@@ -114,7 +115,7 @@ interface CachedKey {
 
 interface CachedMiss {
   found: false;
-  secretHash: string;
+  cacheKey: string;
   cachedAt: number;
 }
 
@@ -146,8 +147,8 @@ export function createApiKeyVerifier(options: ApiKeyVerifierOptions): ApiKeyVeri
   const pendingWrites = new Set<Promise<unknown>>();
 
   function remember(entry: CacheEntry) {
-    cache.delete(entry.secretHash);
-    cache.set(entry.secretHash, entry);
+    cache.delete(entry.cacheKey);
+    cache.set(entry.cacheKey, entry);
     // Map keeps insertion order, so the first key is the least recently used.
     while (cache.size > maxEntries) {
       const oldest = cache.keys().next().value;
@@ -156,21 +157,22 @@ export function createApiKeyVerifier(options: ApiKeyVerifierOptions): ApiKeyVeri
     }
   }
 
-  function cached(hash: string): CacheEntry | undefined {
+  function cached(cacheKey: string): CacheEntry | undefined {
     if (options.connection.state === "disconnected") return undefined;
-    const entry = cache.get(hash);
+    const entry = cache.get(cacheKey);
     if (!entry) return undefined;
     const ttl = entry.found ? POSITIVE_TTL_MS : NEGATIVE_TTL_MS;
     if (monotonicMs() - entry.cachedAt > ttl) {
-      cache.delete(hash);
+      cache.delete(cacheKey);
       return undefined;
     }
-    cache.delete(hash);
-    cache.set(hash, entry);
+    cache.delete(cacheKey);
+    cache.set(cacheKey, entry);
     return entry;
   }
 
-  async function load(hash: string): Promise<CacheEntry> {
+  /** Reads the key whose stored hash (current or rotated-out) is `hash`. */
+  async function load(hash: string, cacheKey: string): Promise<CacheEntry> {
     const startedAt = epoch;
     const key = await prisma.apiKey.findFirst({
       where: { OR: [{ secretHash: hash }, { previousSecretHash: hash }] },
@@ -189,7 +191,7 @@ export function createApiKeyVerifier(options: ApiKeyVerifierOptions): ApiKeyVeri
     const entry: CacheEntry = key
       ? {
           found: true,
-          secretHash: hash,
+          cacheKey,
           apiKeyId: key.id,
           partnerId: key.partnerId,
           partnerStatus: key.partner.status,
@@ -200,21 +202,19 @@ export function createApiKeyVerifier(options: ApiKeyVerifierOptions): ApiKeyVeri
           previousSecretExpiresAt: sameHash(key.secretHash, hash) ? null : (key.previousSecretExpiresAt ?? new Date(0)),
           cachedAt: monotonicMs(),
         }
-      : { found: false, secretHash: hash, cachedAt: monotonicMs() };
+      : { found: false, cacheKey, cachedAt: monotonicMs() };
     if (epoch === startedAt && options.connection.state !== "disconnected") remember(entry);
     return entry;
   }
 
-  function lookup(hash: string): Promise<CacheEntry> {
-    const hit = cached(hash);
-    options.observe?.cacheLookup(hit !== undefined);
-    if (hit) return Promise.resolve(hit);
-    let pending = loading.get(hash);
+  /** The entry for a well-formed secret of this environment: cached, or read once however many ask at once. */
+  function lookup(secret: string, cacheKey: string): Promise<CacheEntry> {
+    let pending = loading.get(cacheKey);
     if (!pending) {
-      const started: Promise<CacheEntry> = load(hash).finally(() => {
-        if (loading.get(hash) === started) loading.delete(hash);
+      const started: Promise<CacheEntry> = load(hashSecret(options.hashKey, secret), cacheKey).finally(() => {
+        if (loading.get(cacheKey) === started) loading.delete(cacheKey);
       });
-      loading.set(hash, started);
+      loading.set(cacheKey, started);
       pending = started;
     }
     return pending;
@@ -317,13 +317,20 @@ export function createApiKeyVerifier(options: ApiKeyVerifierOptions): ApiKeyVeri
   const verifier: ApiKeyVerifier = {
     async verify(secret, verifyOptions = {}) {
       const now = verifyOptions.now ?? options.now();
-      const parsed = parseSecret(secret);
-      if (!parsed || parsed.kind !== "ppk") return miss("MALFORMED");
-      // A key minted for the other environment cannot be stored here.
-      if (parsed.environment !== options.environment) return miss("NOT_FOUND");
-      const hash = hashSecret(options.hashKey, secret);
-      const entry = await lookup(hash);
-      if (!entry.found || !sameHash(entry.secretHash, hash)) return miss("NOT_FOUND");
+      // Only a well-formed secret of this environment was ever cached, so a hit needs no parse.
+      const cacheKey = secretCacheKey(secret);
+      let entry = cached(cacheKey);
+      if (entry) {
+        options.observe?.cacheLookup(true);
+      } else {
+        const parsed = parseSecret(secret);
+        if (!parsed || parsed.kind !== "ppk") return miss("MALFORMED");
+        // A key minted for the other environment cannot be stored here.
+        if (parsed.environment !== options.environment) return miss("NOT_FOUND");
+        options.observe?.cacheLookup(false);
+        entry = await lookup(secret, cacheKey);
+      }
+      if (!entry.found) return miss("NOT_FOUND");
 
       const secretExpiresAt = earliest(entry.expiresAt, entry.previousSecretExpiresAt);
       const answer = (code: VerificationCode): Verification => ({

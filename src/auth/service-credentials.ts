@@ -1,7 +1,7 @@
 import type { ServiceCaller } from "./callers.js";
 import type { PrismaClient } from "../db/index.js";
 import { listen, type AppPubSub, type PubSubConnection } from "../realtime/pubsub.js";
-import { hashSecret, parseSecret } from "./api-key-secret.js";
+import { hashSecret, parseSecret, secretCacheKey } from "./api-key-secret.js";
 
 /**
  * How long an authenticated credential is trusted without asking the database. Revocation
@@ -22,7 +22,7 @@ export interface ServiceCredentialAuth {
 
 /**
  * The gateway sends its credential with every verification and ingest call, so authenticating it
- * is on the hot path: answers are cached by the secret's keyed hash.
+ * is on the hot path: answers are cached, keyed by a plain hash of the secret (secretCacheKey).
  */
 export function createServiceCredentialAuth(options: {
   prisma: PrismaClient;
@@ -38,17 +38,18 @@ export function createServiceCredentialAuth(options: {
 
   return {
     async authenticate(secret) {
-      if (parseSecret(secret)?.kind !== "pps") return null;
-      const hash = hashSecret(options.hashKey, secret);
-      const hit = options.connection.state === "disconnected" ? undefined : cache.get(hash);
+      // Only well-formed `pps_` secrets are cached, so a hit needs neither a parse nor the keyed hash.
+      const cacheKey = secretCacheKey(secret);
+      const hit = options.connection.state === "disconnected" ? undefined : cache.get(cacheKey);
       if (hit && performance.now() - hit.at < (hit.caller ? TRUST_MS : UNKNOWN_MS)) return hit.caller;
+      if (parseSecret(secret)?.kind !== "pps") return null;
       const row = await options.prisma.serviceCredential.findUnique({
-        where: { secretHash: hash },
+        where: { secretHash: hashSecret(options.hashKey, secret) },
         select: { id: true, name: true, revokedAt: true },
       });
       const caller = row && !row.revokedAt ? { id: row.id, name: row.name } : null;
       if (cache.size >= MAX_ENTRIES) cache.clear();
-      cache.set(hash, { caller, at: performance.now() });
+      cache.set(cacheKey, { caller, at: performance.now() });
       return caller;
     },
     async close() {
