@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import { useResponseCache, type Cache } from "@envelop/response-cache";
 import {
   getOperationAST,
@@ -158,16 +158,9 @@ export function createResponseCache(options: {
       context.viewer ? `session:${context.viewer.sessionId}` : context.service ? `service:${context.service.id}` : null,
     // The same fields again, wherever the document asks for them.
     ttlPerSchemaCoordinate: Object.fromEntries([...UNCACHED_FIELDS].map((field) => [`Query.${field}`, 0])),
+    // One-shot: a few times cheaper than a hash object fed piece by piece, on every query.
     buildResponseCacheKey: ({ documentString, operationName, variableValues, sessionId }) =>
-      createHash("sha256")
-        .update(documentString)
-        .update("\0")
-        .update(operationName ?? "")
-        .update("\0")
-        .update(JSON.stringify(variableValues ?? {}))
-        .update("\0")
-        .update(sessionId ?? "")
-        .digest("base64url"),
+      hash("sha256", [documentString, operationName ?? "", JSON.stringify(variableValues ?? {}), sessionId ?? ""].join("\0"), "base64url"),
     // Changes are versioned above; the plugin's per-record invalidation would miss new rows.
     invalidateViaMutation: false,
     shouldCacheResult: ({ result }) => !result.errors?.length,
