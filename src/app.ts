@@ -95,7 +95,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   const hashKey = secrets.apiKeyHashSecret;
   const environment = config.apiKeys.environment;
 
-  const tokens = createSessionTokens({ secret: secrets.jwtSecret, issuer: config.jwt.issuer, audience: config.jwt.audience });
+  const tokens = createSessionTokens({ secret: secrets.jwtSecret, issuer: config.jwt.issuer, audience: config.jwt.audience, now });
   const sessionCache = createSessionCache({ pubsub, connection });
   const responseCache = createResponseCache({
     pubsub,

@@ -204,3 +204,23 @@ describe.skipIf(!TEST_REDIS_URL || !TEST_DATABASE_URL)("failed sign-ins across i
     }
   });
 });
+
+describe("the session's clock", () => {
+  it("is the server's for the token as for the session: valid until the server's time passes its expiry, then refused", async () => {
+    // A server whose time is years behind the real one: by the real clock, its tokens expired long ago.
+    let clock = new Date("2020-01-01T00:00:00.000Z");
+    const pinned = await startTestServer({ now: () => clock });
+    try {
+      const signUp = await pinned.gql(SIGN_UP, { input: { username: "clocked", email: "clocked@example.com", password } });
+      expect(signUp.errors).toBeUndefined();
+      const { token, expiresAt } = signUp.data!.signUp as { token: string; expiresAt: string };
+      expect(new Date(expiresAt).getTime()).toBeLessThan(Date.now());
+      expect((await pinned.gql(VIEWER, {}, token)).data?.viewer).toMatchObject({ username: "clocked" });
+      // Past its expiry by the server's clock: refused, though the token verified a moment ago.
+      clock = new Date(new Date(expiresAt).getTime() + 1000);
+      expect(errorCodes(await pinned.gql(VIEWER, {}, token))).toEqual(["UNAUTHENTICATED"]);
+    } finally {
+      await pinned.close();
+    }
+  });
+});

@@ -9,6 +9,8 @@ export interface SessionTokenOptions {
   secret: Uint8Array;
   issuer: string;
   audience: string;
+  /** The clock tokens are issued and checked by: the same as the sessions' (the real one in production). */
+  now?: () => Date;
 }
 
 export interface SessionClaims {
@@ -17,6 +19,7 @@ export interface SessionClaims {
 }
 
 export function createSessionTokens(options: SessionTokenOptions) {
+  const now = options.now ?? (() => new Date());
   // Only tokens that verified are kept, with their expiry; the same text always verifies the same way.
   const verified = new LRUCache<string, SessionClaims & { expiresAtMs: number }>({ max: VERIFIED_TOKENS });
   return {
@@ -26,7 +29,7 @@ export function createSessionTokens(options: SessionTokenOptions) {
         .setSubject(claims.userId)
         .setIssuer(options.issuer)
         .setAudience(options.audience)
-        .setIssuedAt()
+        .setIssuedAt(Math.floor(now().getTime() / 1000))
         .setExpirationTime(Math.floor(expiresAt.getTime() / 1000))
         .sign(options.secret);
     },
@@ -35,7 +38,7 @@ export function createSessionTokens(options: SessionTokenOptions) {
     async verify(token: string): Promise<SessionClaims | null> {
       const known = verified.get(token);
       if (known) {
-        if (known.expiresAtMs > Date.now()) return { userId: known.userId, sessionId: known.sessionId };
+        if (known.expiresAtMs > now().getTime()) return { userId: known.userId, sessionId: known.sessionId };
         verified.delete(token);
         return null;
       }
@@ -45,6 +48,7 @@ export function createSessionTokens(options: SessionTokenOptions) {
           issuer: options.issuer,
           audience: options.audience,
           requiredClaims: ["sub", "sid", "exp", "iat"],
+          currentDate: now(),
         });
         if (typeof payload.sub !== "string" || typeof payload.sid !== "string") return null;
         const claims = { userId: payload.sub, sessionId: payload.sid };
