@@ -3,10 +3,11 @@
 // that reads it; cross-origin callers. Every refusal carries a stable extensions.code.
 import { randomUUID } from "node:crypto";
 import { request as httpRequest } from "node:http";
+import { once } from "node:events";
 import { connect } from "node:net";
 import { encodeGlobalID } from "@pothos/plugin-relay";
 import { getIntrospectionQuery } from "graphql";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import WebSocket from "ws";
 import { MAX_REQUEST_BYTES } from "../src/app.js";
 import { ConfigError, loadConfig } from "../src/config.js";
@@ -302,6 +303,22 @@ describe("a request body over 1 MiB", () => {
       expect(received).not.toContain('"__typename"');
     }
     expect((await post(`{ __typename }`)).data).toEqual({ __typename: "Query" });
+  });
+
+  it("from a client that goes before sending all of it is dropped, and the server keeps serving", async () => {
+    const requestId = `gone-${randomUUID()}`;
+    const socket = connect(Number(new URL(server.url).port), "127.0.0.1");
+    socket.on("error", () => {});
+    await once(socket, "connect");
+    // A third of the body it announces, then the client's end of the connection closes.
+    socket.end(
+      `POST /graphql HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 300\r\n` +
+        `X-Request-Id: ${requestId}\r\n\r\n{"query":"{ __typename }","variables":{"padding":"${"a".repeat(50)}`,
+    );
+    await vi.waitFor(() => expect(logs.lines().find((line) => line.requestId === requestId && line.msg === "request")).toMatchObject({ aborted: true }));
+    socket.destroy();
+    expect((await post(`{ __typename }`)).data).toEqual({ __typename: "Query" });
+    expect(processErrors).toEqual([]);
   });
 
   it("never faults the server process while refusing", async () => {
