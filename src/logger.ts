@@ -1,18 +1,9 @@
-import { AsyncLocalStorage } from "node:async_hooks";
 import type { GraphQLError } from "graphql";
 import { pino, type DestinationStream, type Logger } from "pino";
 
 export type { Logger };
 export type LogLevel = "debug" | "info" | "warn" | "error" | "silent";
 export type LogFormat = "json" | "pretty";
-
-/** What every log line written while serving one request or WebSocket operation carries. */
-export interface RequestLogContext {
-  requestId: string;
-}
-
-/** The request (or WebSocket operation) being served, for log lines written on its behalf. */
-export const requestLogContext = new AsyncLocalStorage<RequestLogContext>();
 
 /**
  * Fields that may hold a credential wherever they appear in a logged object. Nothing logs
@@ -49,8 +40,8 @@ export const REDACTED_PATHS = [
 
 /**
  * The server's logger: JSON lines (one object per line, ISO timestamps) when standard output is
- * not a terminal, readable colour when it is; `format` forces one. Lines written while a request
- * is served carry its request id.
+ * not a terminal, readable colour when it is; `format` forces one. Lines written on behalf of a
+ * request name its request id (`requestId`), given where the request is known (access-log.ts).
  */
 export function createLogger(options: {
   level: LogLevel;
@@ -65,10 +56,6 @@ export function createLogger(options: {
     base: undefined,
     timestamp: pino.stdTimeFunctions.isoTime,
     redact: { paths: REDACTED_PATHS, censor: "[redacted]" },
-    mixin: () => {
-      const context = requestLogContext.getStore();
-      return context ? { requestId: context.requestId } : {};
-    },
   };
   if (format === "pretty") {
     const transport = pino.transport({
@@ -89,9 +76,33 @@ export interface YogaLogger {
 }
 
 /**
+ * Unexpected errors already logged where their request was known (with its request id); Yoga's
+ * own report of the same error, when it masks it, is then not written again.
+ */
+const reported = new WeakSet<object>();
+
+/**
+ * Logs an unexpected error once, at error level with its stack: the original error of a
+ * GraphQLError that wraps one, with the field path; `requestId` when the request is known.
+ */
+export function logUnexpected(logger: Logger, error: Error, options: { requestId?: string; message?: string } = {}): void {
+  const graphQLError = error.name === "GraphQLError" ? (error as GraphQLError) : null;
+  const original = graphQLError?.originalError ?? error;
+  if (reported.has(original)) return;
+  reported.add(original);
+  const fields = {
+    err: original,
+    ...(graphQLError?.path ? { path: graphQLError.path.join(".") } : {}),
+    ...(options.requestId ? { requestId: options.requestId } : {}),
+  };
+  logger.error(fields, options.message || error.message);
+}
+
+/**
  * Yoga's logger interface (`logger.error(error)`, `logger.warn("text", error)`) over pino: the
  * text becomes the message and an error its `err` field, with the stack. An unexpected error
- * Yoga masks arrives as a GraphQLError; its original error is logged, with the field path.
+ * Yoga masks arrives as a GraphQLError; its original error is logged, with the field path, unless
+ * it was logged already with its request id.
  */
 export function yogaLogger(logger: Logger): YogaLogger {
   const write = (level: "debug" | "info" | "warn" | "error") => (...args: unknown[]) => {
@@ -100,6 +111,10 @@ export function yogaLogger(logger: Logger): YogaLogger {
     const text = args.filter((arg): arg is string => typeof arg === "string").join(" ");
     if (!error) {
       logger[level](text);
+      return;
+    }
+    if (level === "error") {
+      logUnexpected(logger, error, { message: text });
       return;
     }
     const graphQLError = error.name === "GraphQLError" ? (error as GraphQLError) : null;

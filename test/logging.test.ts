@@ -147,6 +147,45 @@ describe("errors in the log", () => {
     expect(errors[0]!.err?.stack).toMatch(/DeveloperDoc/);
     expect(accessLine(requestId)).toMatchObject({ errors: ["UNEXPECTED"] });
   });
+
+  it("log an unexpected error of a WebSocket operation once, with the operation's request id", async () => {
+    const prisma = server.app.services.prisma;
+    const client = server.ws({ connectionParams: { authorization: `Bearer ${admin.token}` } });
+    await prisma.$executeRawUnsafe(`ALTER TABLE "DeveloperDoc" RENAME TO "DeveloperDocGone"`);
+    try {
+      const result = await new Promise<any>((resolve, reject) => {
+        client.subscribe({ query: `query WsDocs { developerDocs { totalCount } }` }, { next: resolve, error: reject, complete: () => {} });
+      });
+      expect(result.errors?.map((error: { message: string }) => error.message)).toEqual(["Unexpected error."]);
+    } finally {
+      await prisma.$executeRawUnsafe(`ALTER TABLE "DeveloperDocGone" RENAME TO "DeveloperDoc"`);
+    }
+    const access = await lineWritten((line) => line.msg === "operation" && line.operation === "WsDocs");
+    expect(access).toMatchObject({ transport: "ws", errors: ["UNEXPECTED"] });
+    const errors = linesOf(access.requestId!).filter((line) => line.level === LEVELS.error);
+    expect(errors).toHaveLength(1);
+    expect(errors[0]!.err?.stack).toMatch(/DeveloperDoc/);
+  });
+
+  it("log a fault while reading the caller once, with the request id", async () => {
+    const requestId = `caller-fault-${randomBytes(4).toString("hex")}`;
+    // A session this server has not seen yet is read from the database, whose table is gone.
+    const other = await createUser(server, `log-member-${randomBytes(3).toString("hex")}`, "admin");
+    const prisma = server.app.services.prisma;
+    await prisma.$executeRawUnsafe(`ALTER TABLE "Session" RENAME TO "SessionGone"`);
+    let answer: Awaited<ReturnType<typeof post>>;
+    try {
+      answer = await post(`query Who { viewer { id } }`, {}, { token: other.token, requestId });
+    } finally {
+      await prisma.$executeRawUnsafe(`ALTER TABLE "SessionGone" RENAME TO "Session"`);
+    }
+    expect(answer.errors).toHaveLength(1);
+    await lineWritten((line) => line.requestId === requestId && line.msg === "request");
+    const errors = linesOf(requestId).filter((line) => line.level === LEVELS.error);
+    expect(errors).toHaveLength(1);
+    expect(errors[0]!.err?.stack).toMatch(/Session/);
+    expect(logs.lines().filter((line) => line.level === LEVELS.error && line.err?.stack === errors[0]!.err?.stack)).toHaveLength(1);
+  });
 });
 
 describe("secrets", () => {

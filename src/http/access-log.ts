@@ -1,8 +1,8 @@
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { getOperationAST, type ExecutionResult, type GraphQLError } from "graphql";
-import { isAsyncIterable, type Plugin } from "graphql-yoga";
-import { requestLogContext, type Logger, type RequestLogContext } from "../logger.js";
+import { isAsyncIterable, maskError, type Plugin } from "graphql-yoga";
+import { logUnexpected, type Logger } from "../logger.js";
 import type { Metrics, Outcome } from "../metrics.js";
 import type { Caller } from "../auth/callers.js";
 
@@ -15,6 +15,24 @@ interface AccessRecord {
   /** Codes of the errors answered (UNEXPECTED for masked ones), in order, without repeats. */
   errorCodes: string[];
 }
+
+/**
+ * One HTTP request or WebSocket operation as the log names it: its request id, and what its access
+ * line will say. Carried in Yoga's server context (`requestLog`), so every hook that logs on the
+ * request's behalf finds it there (a context kept by the runtime, AsyncLocalStorage, would tax
+ * every promise the server makes).
+ */
+export interface RequestLog {
+  readonly requestId: string;
+  readonly record: AccessRecord;
+}
+
+/** The request log a Yoga server context, or the GraphQL context made from it, carries. */
+export const requestLogOf = (context: unknown): RequestLog | undefined =>
+  (context as { requestLog?: RequestLog } | null | undefined)?.requestLog;
+
+/** Whether Yoga's error masking hides this error from the client: it is then logged, as unexpected. */
+const isMasked = (error: Error) => maskError(error, "Unexpected error.") !== error;
 
 /** A request id a client or proxy may choose: short, and nothing that could forge a log line. */
 const REQUEST_ID = /^[\w.:/+=@-]{1,128}$/;
@@ -50,14 +68,12 @@ export function createAccessLog(options: { logger: Logger; metrics: Metrics }) {
   // Access lines are made here from fields that never hold a credential (ids, codes, the path
   // without its query), so they skip the logger's redaction, which costs more than the line.
   const accessLogger = logger.child({}, { redact: { paths: [] } });
-  const records = new WeakMap<RequestLogContext, AccessRecord>();
   // A WebSocket's id (its upgrade request's), which its operations' ids start with.
   const connectionIds = new WeakMap<IncomingMessage, string>();
-  const newRecord = (): AccessRecord => ({ operationName: null, operationType: null, viewerId: null, serviceId: null, errorCodes: [] });
-  const current = () => {
-    const context = requestLogContext.getStore();
-    return context ? records.get(context) : undefined;
-  };
+  const newLog = (requestId: string): RequestLog => ({
+    requestId,
+    record: { operationName: null, operationType: null, viewerId: null, serviceId: null, errorCodes: [] },
+  });
   const describe = (record: AccessRecord) => ({
     operation: record.operationName,
     operationType: record.operationType,
@@ -66,14 +82,18 @@ export function createAccessLog(options: { logger: Logger; metrics: Metrics }) {
     ...(record.errorCodes.length > 0 ? { errors: record.errorCodes } : {}),
   });
 
-  /** Notes a result's errors on the access line; client errors are logged at debug, without stack. */
-  const noteErrors = (errors: readonly GraphQLError[] | undefined) => {
-    const record = current();
+  /**
+   * Notes a result's errors (as they are before Yoga masks them) on the access line. Client errors
+   * are logged at debug, without stack; errors the masking will hide are logged at error, with the
+   * stack, here where the request id is known (Yoga's own report of them is then skipped).
+   */
+  const noteErrors = (log: RequestLog | undefined, errors: readonly GraphQLError[] | undefined) => {
     for (const error of errors ?? []) {
       const code = codeOf(error);
-      if (record && !record.errorCodes.includes(code)) record.errorCodes.push(code);
-      // Unexpected errors are logged (at error, with the stack) where Yoga masks them.
-      if (code !== "UNEXPECTED") logger.debug({ code, path: error.path?.join(".") }, `client error: ${error.message}`);
+      if (log && !log.record.errorCodes.includes(code)) log.record.errorCodes.push(code);
+      const requestId = log ? { requestId: log.requestId } : {};
+      if (code !== "UNEXPECTED") logger.debug({ code, path: error.path?.join("."), ...requestId }, `client error: ${error.message}`);
+      else if (isMasked(error)) logUnexpected(logger, error, requestId);
     }
   };
 
@@ -82,18 +102,19 @@ export function createAccessLog(options: { logger: Logger; metrics: Metrics }) {
     const name = operation?.name?.value ?? null;
     const type = operation?.operation ?? "query";
     const caller = args.contextValue as Partial<Caller>;
-    const record = current();
+    const log = requestLogOf(args.contextValue);
+    const record = log?.record;
     if (record) {
       record.operationName = name;
       record.operationType = type;
       record.viewerId = caller.viewer?.id ?? null;
       record.serviceId = caller.service?.id ?? null;
     }
-    return { label: metrics.operationLabel(name), type, startedAt: performance.now() };
+    return { log, label: metrics.operationLabel(name), type, startedAt: performance.now() };
   };
 
   const finished = (operation: ReturnType<typeof started>, errors: readonly GraphQLError[] | undefined) => {
-    noteErrors(errors);
+    noteErrors(operation.log, errors);
     const labels = { operation: operation.label, type: operation.type, outcome: outcomeOf(errors) };
     metrics.operations.inc(labels);
     metrics.operationDuration.observe(labels, (performance.now() - operation.startedAt) / 1000);
@@ -106,37 +127,38 @@ export function createAccessLog(options: { logger: Logger; metrics: Metrics }) {
     return {
       onNext: ({ result }: { result: ExecutionResult }) => {
         metrics.streamedResults.inc({ operation: operation.label });
-        noteErrors(result.errors);
+        noteErrors(operation.log, result.errors);
       },
       onEnd: () => gauge.dec(),
     };
   };
 
   /** Codes of errors answered before anything ran (a query that does not parse or validate, a bad token). */
-  const noteUnexecuted = (errors: readonly GraphQLError[] | undefined) => {
-    const record = current();
+  const noteUnexecuted = (log: RequestLog | undefined, errors: readonly GraphQLError[] | undefined) => {
+    const record = log?.record;
     if (!record || record.operationType) return;
     for (const code of (errors ?? []).map(codeOf)) if (!record.errorCodes.includes(code)) record.errorCodes.push(code);
   };
 
   const plugin: Plugin = {
-    onParams({ params }) {
-      const record = current();
+    onParams({ params, context }) {
+      const record = requestLogOf(context)?.record;
       if (record) record.operationName = params.operationName ?? null;
     },
     // The name as the document gives it (most clients send none apart), for a request that fails
     // before it runs; onExecute sets it again for one that runs.
-    onParse() {
+    onParse({ context }) {
+      const record = requestLogOf(context)?.record;
       return ({ result }) => {
-        const record = current();
         if (record && result && !(result instanceof Error)) {
           record.operationName = getOperationAST(result, record.operationName)?.name?.value ?? record.operationName;
         }
       };
     },
-    onResultProcess({ result }) {
+    onResultProcess({ result, serverContext }) {
       if (isAsyncIterable(result)) return;
-      for (const single of Array.isArray(result) ? result : [result]) noteUnexecuted(single.errors);
+      const log = requestLogOf(serverContext);
+      for (const single of Array.isArray(result) ? result : [result]) noteUnexecuted(log, single.errors);
     },
     onExecute({ args }) {
       const operation = started(args);
@@ -164,12 +186,13 @@ export function createAccessLog(options: { logger: Logger; metrics: Metrics }) {
     /** The Yoga plugin that fills in the access line and counts operations; after codeClientErrors. */
     plugin,
 
-    /** Serves one HTTP request under its request id (returned in `X-Request-Id`), then logs its line. */
-    async http(req: IncomingMessage, res: ServerResponse, handle: () => Promise<void>): Promise<void> {
-      const context: RequestLogContext = { requestId: requestIdFrom(req.headers["x-request-id"]) };
-      const record = newRecord();
-      records.set(context, record);
-      res.setHeader("x-request-id", context.requestId);
+    /**
+     * Serves one HTTP request under its request id (returned in `X-Request-Id`), then logs its
+     * line. `handle` passes the request's log on to Yoga's server context.
+     */
+    async http(req: IncomingMessage, res: ServerResponse, handle: (log: RequestLog) => Promise<void>): Promise<void> {
+      const log = newLog(requestIdFrom(req.headers["x-request-id"]));
+      res.setHeader("x-request-id", log.requestId);
       const startedAt = performance.now();
       const path = (req.url ?? "/").split("?")[0]!;
       const stream = (req.headers.accept ?? "").includes("text/event-stream");
@@ -179,50 +202,58 @@ export function createAccessLog(options: { logger: Logger; metrics: Metrics }) {
         metrics.httpRequests.inc({ method, status: String(res.statusCode) });
         if (!stream) metrics.httpDuration.observe({ method }, seconds);
         const line = {
-          requestId: context.requestId,
+          requestId: log.requestId,
           transport: "http",
           method,
           path,
           status: res.statusCode,
           durationMs: Math.round(seconds * 10_000) / 10,
-          ...describe(record),
+          ...describe(log.record),
           ...(res.writableFinished ? {} : { aborted: true }),
         };
         if (QUIET_PATHS.has(path)) accessLogger.debug(line, "request");
         else accessLogger.info(line, "request");
       });
-      await requestLogContext.run(context, handle);
+      await handle(log);
     },
 
-    /** A WebSocket operation's own request id (`<connection's X-Request-Id>/<operation id>`). */
+    /**
+     * A WebSocket operation's log, with its own request id (`<connection's X-Request-Id>/<operation
+     * id>`), for its server context.
+     */
     webSocketOperation(upgrade: IncomingMessage, operationId: string) {
       let connectionId = connectionIds.get(upgrade);
       if (!connectionId) connectionIds.set(upgrade, (connectionId = requestIdFrom(upgrade.headers["x-request-id"])));
-      const context: RequestLogContext = { requestId: `${connectionId}/${operationId}` };
-      const record = newRecord();
-      records.set(context, record);
+      const log = newLog(`${connectionId}/${operationId}`);
       const startedAt = performance.now();
       let ended = false;
       return {
-        /** Runs part of the operation (its execution) under its request id. */
-        run: <T>(work: () => T): T => requestLogContext.run(context, work),
+        log,
         /** Writes the access line, once: when the operation completed, or failed with `errors`. */
         end(errors?: readonly GraphQLError[]) {
           if (ended) return;
           ended = true;
-          if (errors) requestLogContext.run(context, () => noteErrors(errors));
+          if (errors) noteErrors(log, errors);
           accessLogger.info(
             {
-              requestId: context.requestId,
+              requestId: log.requestId,
               transport: "ws",
               status: errors ? "error" : "complete",
               durationMs: Math.round(performance.now() - startedAt),
-              ...describe(record),
+              ...describe(log.record),
             },
             "operation",
           );
         },
       };
+    },
+
+    /**
+     * An error thrown before the operation ran (building its context: reading the caller), logged
+     * with the request id when Yoga's masking will hide it.
+     */
+    failed(context: unknown, error: unknown): void {
+      if (error instanceof Error && isMasked(error)) logUnexpected(logger, error, { requestId: requestLogOf(context)?.requestId });
     },
   };
 }

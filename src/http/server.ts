@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import type { AddressInfo } from "node:net";
 import compression from "compression";
 import type { YogaServerInstance } from "graphql-yoga";
-import type { AccessLog } from "./access-log.js";
+import type { AccessLog, RequestLog } from "./access-log.js";
 import { readBodyWithin } from "./request-body.js";
 
 /** Responses that stream (SSE, incremental delivery): a compressor would hold their events back. */
@@ -27,7 +27,7 @@ export function createHttpServer(
   const inFlight = new Set<ServerResponse>();
   let drained: (() => void) | undefined;
 
-  const handle = async (req: IncomingMessage, res: ServerResponse) => {
+  const handle = async (req: IncomingMessage, res: ServerResponse, requestLog?: RequestLog) => {
     if ((req.url ?? "/").split("?")[0] === "/") {
       res.writeHead(302, { location: yoga.graphqlEndpoint }).end();
       return;
@@ -43,10 +43,11 @@ export function createHttpServer(
     // compression() only wraps the response's methods, and calls on synchronously. A client that
     // accepts no encoding would get the same bytes without it, so it is left out then.
     if (req.headers["accept-encoding"]) compress(req, res, () => {});
-    if (await readBodyWithin(req, res, options.maxBodyBytes)) await yoga.handle(req, res);
+    // The request's log goes into Yoga's server context, where the plugins that log find it.
+    if (await readBodyWithin(req, res, options.maxBodyBytes)) await (requestLog ? yoga.handle(req, res, { requestLog }) : yoga.handle(req, res));
   };
   const { accessLog } = options;
-  const server = createServer((req, res) => (accessLog ? accessLog.http(req, res, () => handle(req, res)) : handle(req, res)));
+  const server = createServer((req, res) => (accessLog ? accessLog.http(req, res, (requestLog) => handle(req, res, requestLog)) : handle(req, res)));
 
   return {
     server,

@@ -119,9 +119,10 @@ export function attachWebSockets(
           connectionParams: ctx.connectionParams ?? {},
           caller,
           request: null,
+          requestLog: operation.log,
         });
-        const document = operation.run(() => enveloped.parse(params.query ?? ""));
-        const errors = operation.run(() => enveloped.validate(enveloped.schema, document));
+        const document = enveloped.parse(params.query ?? "");
+        const errors = enveloped.validate(enveloped.schema, document);
         if (errors.length > 0) return errors;
         const args: ExecutionArgs = {
           schema: enveloped.schema,
@@ -129,10 +130,7 @@ export function attachWebSockets(
           document,
           variableValues: params.variables,
           contextValue: await enveloped.contextFactory(),
-          rootValue: {
-            execute: (args: ExecutionArgs) => operation.run(() => enveloped.execute(args)),
-            subscribe: (args: ExecutionArgs) => operation.run(() => enveloped.subscribe(args)),
-          } satisfies EnvelopedRoot,
+          rootValue: { execute: enveloped.execute, subscribe: enveloped.subscribe } satisfies EnvelopedRoot,
         };
         return args;
       },

@@ -8,7 +8,7 @@ import { unauthenticated } from "../errors.js";
 import type { Metrics } from "../metrics.js";
 import type { PubSubConnection } from "../realtime/pubsub.js";
 import type { Context, Services } from "../schema/context.js";
-import type { AccessLog } from "./access-log.js";
+import type { AccessLog, RequestLog } from "./access-log.js";
 import type { ResponseCache } from "./response-cache.js";
 import { clientAddressResolver } from "./client-address.js";
 import { corsOptions } from "./cors.js";
@@ -36,6 +36,8 @@ export interface YogaServerContext {
   connectionParams?: Readonly<Record<string, unknown>>;
   /** Over WebSockets, whoever an operation's own token speaks for (already checked against the connection). */
   caller?: Caller;
+  /** The request's (or WebSocket operation's) request id and access line (access-log.ts). */
+  requestLog?: RequestLog;
 }
 
 /**
@@ -50,7 +52,7 @@ export function createGraphQLServer(options: {
   database: Database;
   connection: PubSubConnection;
   logger: YogaLogger;
-  accessLog: Pick<AccessLog, "plugin">;
+  accessLog: Pick<AccessLog, "plugin" | "failed">;
   metrics: Pick<Metrics, "registry">;
   responseCache: Pick<ResponseCache, "plugins">;
   stopping: () => boolean;
@@ -123,7 +125,14 @@ export function createGraphQLServer(options: {
       const token = initial.connectionParams
         ? connectionToken(initial.connectionParams)
         : bearerToken(initial.request.headers.get("authorization"));
-      const caller = initial.caller ?? (token ? await options.authenticate(token) : ANONYMOUS);
+      let caller: Caller | null;
+      try {
+        caller = initial.caller ?? (token ? await options.authenticate(token) : ANONYMOUS);
+      } catch (error) {
+        // A fault reading the caller (the database gone): logged here, where the request is known.
+        options.accessLog.failed(initial, error);
+        throw error;
+      }
       if (!caller) throw unauthenticated("The token is invalid, or its session or credential has ended");
       // Over WebSockets `req` is the upgrade request.
       const clientAddress = clientAddressOf(initial.req);
