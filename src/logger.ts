@@ -86,16 +86,19 @@ const reported = new WeakSet<object>();
  * GraphQLError that wraps one, with the field path; `requestId` when the request is known.
  */
 export function logUnexpected(logger: Logger, error: Error, options: { requestId?: string; message?: string } = {}): void {
+  const fields = errorFields(error);
+  if (reported.has(fields.err)) return;
+  reported.add(fields.err);
+  logger.error(options.requestId ? { ...fields, requestId: options.requestId } : fields, options.message || error.message);
+}
+
+/** An error as a line shows it: the original error of a GraphQLError that wraps one, and its field path. */
+function errorFields(error: Error): { err: Error; path?: string } {
   const graphQLError = error.name === "GraphQLError" ? (error as GraphQLError) : null;
-  const original = graphQLError?.originalError ?? error;
-  if (reported.has(original)) return;
-  reported.add(original);
-  const fields = {
-    err: original,
+  return {
+    err: graphQLError?.originalError ?? error,
     ...(graphQLError?.path ? { path: graphQLError.path.join(".") } : {}),
-    ...(options.requestId ? { requestId: options.requestId } : {}),
   };
-  logger.error(fields, options.message || error.message);
 }
 
 /**
@@ -117,12 +120,7 @@ export function yogaLogger(logger: Logger): YogaLogger {
       logUnexpected(logger, error, { message: text });
       return;
     }
-    const graphQLError = error.name === "GraphQLError" ? (error as GraphQLError) : null;
-    const fields = {
-      err: graphQLError?.originalError ?? error,
-      ...(graphQLError?.path ? { path: graphQLError.path.join(".") } : {}),
-    };
-    logger[level](fields, text || error.message);
+    logger[level](errorFields(error), text || error.message);
   };
   return { debug: write("debug"), info: write("info"), warn: write("warn"), error: write("error") };
 }

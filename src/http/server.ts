@@ -44,7 +44,7 @@ export function createHttpServer(
     // accepts no encoding would get the same bytes without it, so it is left out then.
     if (req.headers["accept-encoding"]) compress(req, res, () => {});
     // The request's log goes into Yoga's server context, where the plugins that log find it.
-    if (await readBodyWithin(req, res, options.maxBodyBytes)) await (requestLog ? yoga.handle(req, res, { requestLog }) : yoga.handle(req, res));
+    if (await readBodyWithin(req, res, options.maxBodyBytes)) await yoga.handle(req, res, { requestLog });
   };
   const { accessLog } = options;
   const server = createServer((req, res) => (accessLog ? accessLog.http(req, res, (requestLog) => handle(req, res, requestLog)) : handle(req, res)));
