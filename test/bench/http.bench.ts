@@ -11,42 +11,50 @@ import { BENCH_ADMIN, BENCH_PASSWORD, benchServerPlace } from "./support/portal.
  * graphql-yoga server from this project's own packages, this server (on TEST_DATABASE_URL's
  * PostgreSQL, with TEST_REDIS_URL's Redis when set; else the embedded database, labelled), and
  * the same 20-key flow written as one `$queryRaw` behind bare Yoga. Each row is loaded with
- * autocannon (20 connections; BENCH_DURATION_S seconds, 15 by default), every response body is
- * compared with the expected one, and the statements one request runs are counted on the wire: on
- * a twin of each server that reaches PostgreSQL through a counting proxy, so that the loaded
- * servers talk to PostgreSQL directly, as in production. Counted twice: a request the twin has not
- * answered before (its caller already known), then the same again (the response cache's case).
- * The 20-key flow is loaded again on a third instance with the response cache off.
+ * autocannon (20 connections), every response body is compared with the expected one, and the
+ * statements one request runs are counted on the wire: on a twin of each server that reaches
+ * PostgreSQL through a counting proxy, so that the loaded servers talk to PostgreSQL directly, as
+ * in production. Counted twice: a request the twin has not answered before (its caller already
+ * known), then the same again (the response cache's case). The 20-key flow is loaded again on an
+ * instance with the response cache off.
+ *
+ * Rounds: V8 optimises each process its own way, and two processes of the same code can differ by
+ * a third in CPU per request for their whole life. So the loaded processes (bare Yoga and the
+ * servers) are started afresh for each of BENCH_ROUNDS rounds (3 by default), every row is
+ * loaded once a round (BENCH_DURATION_S seconds, 5 by default, after BENCH_WARMUP_S, 2) between
+ * two runs of that round's bare Yoga, and the table gives each row's median over the rounds,
+ * with every round's ratio beside it.
  */
-const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 15);
-const WARMUP_S = Number(process.env.BENCH_WARMUP_S ?? 3);
+const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
+const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 5);
+const WARMUP_S = Number(process.env.BENCH_WARMUP_S ?? 2);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 20);
 const KEYS_PER_PARTNER = 20;
 
+/** The processes a round loads: started afresh each round. */
+type Target = "bare" | "portal" | "uncached" | "raw";
+
 interface Row {
   label: string;
-  url: string;
+  target: Target;
   query: string;
   variables?: Record<string, unknown>;
   token?: string;
   /** Checks the first response; its exact body is then expected of every response under load. */
   check(body: unknown): string | null;
-  /**
-   * Counts the statements of one request: the same server's twin behind the statement-counting
-   * proxy (the loaded server talks to PostgreSQL directly, so the proxy costs the load nothing).
-   */
-  counted?: { url: string; counter: StatementProxy };
+  /** The server's twin behind the statement-counting proxy, when statements are counted. */
+  twin?: string;
 }
 
 interface Measured {
-  label: string;
   rps: number;
   p50: number;
   p99: number;
-  /** Statements of one request the server has not answered before, then of the same request again. */
-  statements: { first: number; repeat: number } | null;
   bad: number;
 }
+
+/** Statements of one request the server has not answered before, then of the same request again. */
+type Statements = { first: number; repeat: number };
 
 async function post(url: string, query: string, variables?: Record<string, unknown>, token?: string) {
   const response = await fetch(url, {
@@ -64,65 +72,84 @@ async function gql<T = any>(url: string, query: string, variables?: Record<strin
   return json.data as T;
 }
 
-async function load(row: Row): Promise<Measured> {
-  const first = await post(row.url, row.query, row.variables, row.token);
+/** Sends the row's request once and checks the answer; its exact text is then expected under load. */
+async function expected(row: Row, url: string): Promise<string> {
+  const first = await post(url, row.query, row.variables, row.token);
   const problem = first.status === 200 ? row.check(first.json) : `HTTP ${first.status}`;
   if (problem) throw new Error(`${row.label}: ${problem}\n${first.text.slice(0, 500)}`);
+  return first.text;
+}
 
-  let statements: Measured["statements"] = null;
-  if (row.counted) {
-    const { url, counter } = row.counted;
-    const counted = async () => {
-      const before = counter.statements;
-      const answer = await post(url, row.query, row.variables, row.token);
-      if (answer.text !== first.text) throw new Error(`${row.label}: the counted twin answered ${answer.text.slice(0, 300)}`);
-      // Writes a request leaves behind after answering (a throttled lastUsedAt) land, and count, here.
-      await new Promise((resolve) => setTimeout(resolve, 250));
-      return counter.statements - before;
-    };
-    // The caller is known to the twin (its session or credential read) before the counts.
-    await post(url, "{ __typename }", undefined, row.token);
-    statements = { first: await counted(), repeat: await counted() };
-  }
+/**
+ * The statements of one request on the row's twin behind the counting proxy: a request the twin
+ * has not answered before (its answer checked), then the same again (the same answer expected).
+ */
+async function countStatements(row: Row, twin: string, counter: StatementProxy): Promise<Statements> {
+  // The caller is known to the twin (its session or credential read) before the counts.
+  await post(twin, "{ __typename }", undefined, row.token);
+  const counted = async () => {
+    const before = counter.statements;
+    const response = await post(twin, row.query, row.variables, row.token);
+    // Writes a request leaves behind after answering (a throttled lastUsedAt) land, and count, here.
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    return { statements: counter.statements - before, text: response.text };
+  };
+  const first = await counted();
+  const problem = row.check(JSON.parse(first.text));
+  if (problem) throw new Error(`${row.label}: the counted twin answered ${first.text.slice(0, 300)}: ${problem}`);
+  const repeat = await counted();
+  if (repeat.text !== first.text) throw new Error(`${row.label}: the counted twin answered ${repeat.text.slice(0, 300)} the second time`);
+  return { first: first.statements, repeat: repeat.statements };
+}
 
+async function load(row: Row, url: string): Promise<Measured> {
   const options = {
-    url: row.url,
+    url,
     method: "POST" as const,
     connections: CONNECTIONS,
     headers: { "content-type": "application/json", ...(row.token ? { authorization: `Bearer ${row.token}` } : {}) },
     body: JSON.stringify({ query: row.query, variables: row.variables }),
-    expectBody: first.text,
+    expectBody: await expected(row, url),
   };
   if (WARMUP_S > 0) await autocannon({ ...options, duration: WARMUP_S });
   const result = await autocannon({ ...options, duration: DURATION_S });
   return {
-    label: row.label,
     rps: result.requests.average,
     p50: result.latency.p50,
     p99: result.latency.p99,
-    statements,
     bad: result.mismatches + result.non2xx + result.errors + result.timeouts,
   };
 }
 
-/** A row with the bare-Yoga runs just before and after it, which its ratios are taken to. */
+/** One round's figures for a row, with its bare-Yoga runs just before and after it. */
 interface Compared extends Measured {
   bare: { rps: number; p99: number };
 }
 
-function print(rows: Compared[]) {
-  const header = ["what", "req/s", "p50 ms", "p99 ms", "bare req/s", "ratio", "p99 ×", "SQL first→again", "bad"];
-  const lines = rows.map((row) => [
-    row.label,
-    Math.round(row.rps).toLocaleString("en"),
-    row.p50.toFixed(0),
-    row.p99.toFixed(0),
-    Math.round(row.bare.rps).toLocaleString("en"),
-    (row.rps / row.bare.rps).toFixed(3),
-    (row.p99 / Math.max(row.bare.p99, 1)).toFixed(1),
-    row.statements === null ? "n/a" : `${row.statements.first} → ${row.statements.repeat}`,
-    String(row.bad),
-  ]);
+const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+};
+
+/** Each row's median over the rounds (ratios taken per round, then their median), every round's ratio beside it. */
+function print(rows: Array<{ label: string; rounds: Compared[]; statements: Statements | null; baseline?: boolean }>) {
+  const header = ["what", "req/s", "p50 ms", "p99 ms", "bare req/s", "ratio", "ratio by round", "p99 ×", "SQL first→again", "bad"];
+  const lines = rows.map(({ label, rounds, statements, baseline }) => {
+    const ratios = rounds.map((round) => round.rps / round.bare.rps);
+    return [
+      label,
+      Math.round(median(rounds.map((round) => round.rps))).toLocaleString("en"),
+      median(rounds.map((round) => round.p50)).toFixed(0),
+      median(rounds.map((round) => round.p99)).toFixed(0),
+      Math.round(median(rounds.map((round) => round.bare.rps))).toLocaleString("en"),
+      median(ratios).toFixed(3),
+      baseline ? "" : ratios.map((ratio) => ratio.toFixed(2)).join(" "),
+      median(rounds.map((round) => round.p99 / Math.max(round.bare.p99, 1))).toFixed(1),
+      statements === null ? "n/a" : `${statements.first} → ${statements.repeat}`,
+      String(rounds.reduce((sum, round) => sum + round.bad, 0)),
+    ];
+  });
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((line) => line[i]!.length)));
   const format = (cells: string[]) => cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join("  ");
   console.log(format(header));
@@ -195,6 +222,15 @@ export default async function run(): Promise<void> {
   const databaseServer = process.env.TEST_DATABASE_URL || undefined;
   const redisUrl = process.env.TEST_REDIS_URL || undefined;
   const children: Started[] = [];
+  const start = async (script: string, env: Record<string, string | undefined>, ready: RegExp) => {
+    const started = await startScript(script, env, ready);
+    children.push(started);
+    return started;
+  };
+  const stop = async (started: Started) => {
+    children.splice(children.indexOf(started), 1);
+    await started.stop();
+  };
   let place: Awaited<ReturnType<typeof benchServerPlace>> | undefined;
   let counter: StatementProxy | undefined;
   try {
@@ -203,9 +239,6 @@ export default async function run(): Promise<void> {
       `start-up (npm start, embedded): empty data folder ${(startup.empty / 1000).toFixed(1)} s, existing ${(startup.existing / 1000).toFixed(1)} s`,
     );
 
-    const bare = await startScript("test/bench/servers/bare-yoga.ts", {}, /listening on (\S+)/);
-    children.push(bare);
-
     place = await benchServerPlace({ databaseServer, redisUrl });
     const { env, database } = place;
     if (database) counter = await startStatementProxy(database.url);
@@ -213,29 +246,19 @@ export default async function run(): Promise<void> {
       ? `PostgreSQL${redisUrl ? " and Redis" : ""}`
       : "EMBEDDED PGlite (fallback: set TEST_DATABASE_URL for PostgreSQL; statements not counted)";
     const ready = /GraphiQL:\s+(http[^\s"\\]+)/;
-    const portal = await startScript("src/start.mjs", env, ready);
-    children.push(portal);
-    const url = portal.match[1]!;
-    const { partners, gateway } = await seed(url, BENCH_ADMIN);
+    const listening = /listening on (\S+)/;
+    // Seeded through the API by a server of its own, stopped before the rounds (an embedded data
+    // folder takes one server at a time).
+    const seeder = await start("src/start.mjs", env, ready);
+    const { partners, gateway } = await seed(seeder.match[1]!, BENCH_ADMIN);
+    await stop(seeder);
     const partner = partners[0]!;
     const partnerRowId = Buffer.from(partner.id, "base64").toString().split(":")[1]!;
+    const rawEnv = (url: string) => ({ DATABASE_URL: url, PARTNER_ID: partnerRowId });
 
     // Twins behind the statement-counting proxy (same database, secrets and Redis), for the counts.
-    const twin = counter ? await startScript("src/start.mjs", { ...env, DATABASE_URL: counter.url }, ready) : null;
-    if (twin) children.push(twin);
-    // The same server with its response cache off (on PostgreSQL, which two servers can share):
-    // what every request costs when nothing is cached.
-    const uncached = database ? await startScript("src/start.mjs", { ...env, RESPONSE_CACHE_TTL_SECONDS: "0" }, ready) : null;
-    if (uncached) children.push(uncached);
-    const raw = database
-      ? await startScript("test/bench/servers/raw-keys.ts", { DATABASE_URL: database.url, PARTNER_ID: partnerRowId }, /listening on (\S+)/)
-      : null;
-    if (raw) children.push(raw);
-    const rawTwin = counter
-      ? await startScript("test/bench/servers/raw-keys.ts", { DATABASE_URL: counter.url, PARTNER_ID: partnerRowId }, /listening on (\S+)/)
-      : null;
-    if (rawTwin) children.push(rawTwin);
-    const counted = (server: Started | null) => (server && counter ? { url: server.match[1]!, counter } : undefined);
+    const twin = counter ? await start("src/start.mjs", { ...env, DATABASE_URL: counter.url }, ready) : null;
+    const rawTwin = counter ? await start("test/bench/servers/raw-keys.ts", rawEnv(counter.url), listening) : null;
 
     const KEYS_QUERY = `{ apiKeys(first: 20) { edges { node { keyName tokenPrefix scopes partner { name } createdBy { username } } } } }`;
     const checkKeys = (body: any): string | null => {
@@ -246,85 +269,112 @@ export default async function run(): Promise<void> {
       );
       return bad ? "a key with the wrong partner or creator" : null;
     };
+    const bareRow: Row = {
+      label: "bare graphql-yoga { __typename }",
+      target: "bare",
+      query: "{ __typename }",
+      check: (body: any) => (body?.data?.__typename === "Query" ? null : "expected Query"),
+    };
     const rows: Row[] = [
-      {
-        label: "bare graphql-yoga { __typename }",
-        url: bare.match[1]!,
-        query: "{ __typename }",
-        check: (body: any) => (body?.data?.__typename === "Query" ? null : "expected Query"),
-      },
-      ...(raw
+      ...(database
         ? [
             {
               label: "bare Yoga + one $queryRaw: 20 keys, no auth",
-              url: raw.match[1]!,
+              target: "raw" as const,
               query: KEYS_QUERY,
               check: (body: any) => (body?.data?.apiKeys?.edges?.length === KEYS_PER_PARTNER ? null : "expected 20 keys"),
-              counted: counted(rawTwin),
+              twin: rawTwin?.match[1],
             },
           ]
         : []),
       {
         label: "this server: partnerAdmin lists its 20 keys",
-        url,
+        target: "portal",
         query: KEYS_QUERY,
         token: partner.adminToken,
         check: checkKeys,
-        counted: counted(twin),
+        twin: twin?.match[1],
       },
-      ...(uncached
-        ? [{ label: "the same, response cache off", url: uncached.match[1]!, query: KEYS_QUERY, token: partner.adminToken, check: checkKeys }]
+      // The same server with its response cache off (on PostgreSQL, which two servers can share):
+      // what every request costs when nothing is cached.
+      ...(database
+        ? [{ label: "the same, response cache off", target: "uncached" as const, query: KEYS_QUERY, token: partner.adminToken, check: checkKeys }]
         : []),
       {
         label: "this server: { viewer { id username role } }",
-        url,
+        target: "portal",
         query: "{ viewer { id username role } }",
         token: partner.adminToken,
         check: (body: any) => (body?.data?.viewer?.username === partner.adminUsername ? null : "expected the viewer"),
-        counted: counted(twin),
+        twin: twin?.match[1],
       },
       {
         label: "this server: verifyApiKey (cached, credential)",
-        url,
+        target: "portal",
         query: `query ($secret: String!) { verifyApiKey(secret: $secret, requiredScopes: [USAGE_WRITE]) { valid code scopes } }`,
         variables: { secret: partner.secrets[0] },
         token: gateway,
         check: (body: any) => (body?.data?.verifyApiKey?.valid === true ? null : "expected a valid key"),
-        counted: counted(twin),
+        twin: twin?.match[1],
       },
     ];
 
-    console.log(`this server on ${where}; ${CONNECTIONS} connections, ${DURATION_S} s per row after ${WARMUP_S} s warm-up`);
-    // The machine is shared and its speed drifts within a run (by half, some days), so bare Yoga
-    // is loaded before the first row and again after every row, and each row is compared with the
-    // two bare runs around it.
-    const [bareRow, ...serverRows] = rows;
-    const bareRuns = [await load(bareRow!)];
-    const compared: Compared[] = [];
-    for (const row of serverRows) {
-      const measured = await load(row);
-      const after = await load(bareRow!);
-      const before = bareRuns.at(-1)!;
-      bareRuns.push(after);
-      compared.push({ ...measured, bare: { rps: (before.rps + after.rps) / 2, p99: (before.p99 + after.p99) / 2 } });
+    const statements = new Map<Row, Statements>();
+    if (counter) for (const row of rows) if (row.twin) statements.set(row, await countStatements(row, row.twin, counter));
+    if (twin) await stop(twin);
+    if (rawTwin) await stop(rawTwin);
+
+    console.log(
+      `this server on ${where}; ${ROUNDS} rounds, each on newly started processes; ` +
+        `${CONNECTIONS} connections, ${DURATION_S} s per row after ${WARMUP_S} s warm-up`,
+    );
+    const compared = new Map<Row, Compared[]>(rows.map((row) => [row, []]));
+    const bareRuns: Measured[][] = [];
+    for (let round = 0; round < ROUNDS; round++) {
+      const [bare, portal, uncached, raw] = await Promise.all([
+        start("test/bench/servers/bare-yoga.ts", {}, listening),
+        start("src/start.mjs", env, ready),
+        database ? start("src/start.mjs", { ...env, RESPONSE_CACHE_TTL_SECONDS: "0" }, ready) : null,
+        database ? start("test/bench/servers/raw-keys.ts", rawEnv(database.url), listening) : null,
+      ]);
+      const urls: Record<Target, string | undefined> = {
+        bare: bare.match[1],
+        portal: portal.match[1],
+        uncached: uncached?.match[1],
+        raw: raw?.match[1],
+      };
+      // The machine is shared and its speed drifts within a run (by half, some days), so bare
+      // Yoga is loaded before the first row and again after every row, and each row is compared
+      // with the two bare runs around it.
+      const runs = [await load(bareRow, urls.bare!)];
+      for (const row of rows) {
+        const measured = await load(row, urls[row.target]!);
+        const before = runs.at(-1)!;
+        const after = await load(bareRow, urls.bare!);
+        runs.push(after);
+        compared.get(row)!.push({ ...measured, bare: { rps: (before.rps + after.rps) / 2, p99: (before.p99 + after.p99) / 2 } });
+      }
+      bareRuns.push(runs);
+      for (const started of [bare, portal, uncached, raw]) if (started) await stop(started);
     }
-    const mean = (values: number[]) => values.reduce((sum, value) => sum + value, 0) / values.length;
-    const bareMean = { rps: mean(bareRuns.map((run) => run.rps)), p99: mean(bareRuns.map((run) => run.p99)) };
-    const bareSummary: Compared = {
-      ...bareRuns[0]!,
-      label: `${bareRow!.label} (mean of ${bareRuns.length} runs)`,
-      rps: bareMean.rps,
-      p50: mean(bareRuns.map((run) => run.p50)),
-      p99: bareMean.p99,
-      bad: bareRuns.reduce((sum, run) => sum + run.bad, 0),
-      bare: bareMean,
+
+    for (const [round, runs] of bareRuns.entries()) {
+      console.log(`round ${round + 1}, bare Yoga runs in order (req/s): ${runs.map((run) => Math.round(run.rps).toLocaleString("en")).join(", ")}`);
+    }
+    console.log(
+      "ratio = req/s ÷ the mean of the bare runs just before and after the row in its round; " +
+        "req/s, p50, p99, bare req/s, ratio and p99 × are medians over the rounds",
+    );
+    const allBare = bareRuns.flat();
+    const bareSummary = {
+      label: `${bareRow.label} (all ${allBare.length} runs)`,
+      rounds: allBare.map((run) => ({ ...run, bare: { rps: run.rps, p99: run.p99 } })),
+      statements: null,
+      baseline: true,
     };
-    const rps = bareRuns.map((run) => Math.round(run.rps).toLocaleString("en"));
-    console.log(`bare Yoga runs, in order (req/s): ${rps.join(", ")}`);
-    console.log("ratio = req/s ÷ the mean of the bare runs just before and after the row (bare req/s); p99 × likewise");
-    const measured = [bareSummary, ...compared];
-    print(measured);
-    if (measured.some((row) => row.bad > 0)) throw new Error("some responses did not match the expected body");
+    print([bareSummary, ...rows.map((row) => ({ label: row.label, rounds: compared.get(row)!, statements: statements.get(row) ?? null }))]);
+    const bad = [...allBare, ...[...compared.values()].flat()].some((run) => run.bad > 0);
+    if (bad) throw new Error("some responses did not match the expected body");
   } finally {
     for (const child of children.reverse()) await child.stop();
     await counter?.close();
