@@ -9,8 +9,9 @@ import { readBodyWithin } from "./request-body.js";
 const STREAMED = /^(text\/event-stream|multipart\/mixed)/i;
 
 /**
- * gzip, brotli or deflate as the client's Accept-Encoding asks, for responses over 1 kB (GraphiQL's
- * page above all); never for streamed responses.
+ * gzip, brotli or deflate as the client's Accept-Encoding asks, for responses over 1 kB that Yoga
+ * has not compressed already (JSON answers up to 64 KiB are, in one call: compressed-answers.ts);
+ * never for streamed responses.
  */
 const compress = compression({
   filter: (req, res) => !STREAMED.test(String(res.getHeader("content-type") ?? "")) && compression.filter(req, res),

@@ -16,6 +16,7 @@ import { graphiql } from "./graphiql.js";
 import { serveMetrics } from "./metrics.js";
 import { codeClientErrors } from "./plugins/client-errors.js";
 import { compiledGatewayOperations } from "./plugins/compiled-gateway.js";
+import { compressedAnswers } from "./plugins/compressed-answers.js";
 import { createLiveQueries } from "./plugins/live-queries.js";
 import { refuseMalformedInput } from "./plugins/malformed-input.js";
 import { createPersistedOperations, loadPersistedManifest } from "./plugins/persisted-operations.js";
@@ -116,6 +117,8 @@ export function createGraphQLServer(options: {
       // REST under /api (SOFA), through the plugins above; its Swagger UI answers first.
       swaggerUi({ endpoint: `${REST_BASE_PATH}/docs`, openApiPath: OPENAPI_PATH }),
       restApi({ schema, logger }),
+      // Last: it compresses the response the plugins above have settled on.
+      compressedAnswers(),
     ],
     // Unexpected errors are masked as "Unexpected error." and logged; client errors reach the
     // masking already coded (codeClientErrors), so they are neither masked nor logged.

@@ -1,7 +1,7 @@
 import { promisify } from "node:util";
 import { brotliCompress, constants, gzip } from "node:zlib";
 import type { Plugin } from "graphql-yoga";
-import Negotiator from "negotiator";
+import { acceptedEncoding } from "../encoding.js";
 
 // Paid once: brotli 9 takes about 1.2 s of CPU for 9 MB -> 1.9 MB (11 would take 16 s for 1.7 MB).
 const compressors = {
@@ -13,19 +13,16 @@ type Encoding = keyof typeof compressors;
 /**
  * GraphiQL's page (9 MB with its assets inlined, the same bytes every time) compressed once per
  * encoding and then served from memory: compressing it per request would cost about a second of
- * CPU on every reload, for anyone who asks. Every other response is compressed as it goes
- * (server.ts), which skips this one since it already carries its Content-Encoding.
+ * CPU on every reload, for anyone who asks. JSON answers are compressed in one call
+ * (compressed-answers.ts), what else is large as it goes (server.ts), which skips this one since
+ * it already carries its Content-Encoding.
  */
 export function precompressedGraphiQL(): Plugin {
   const pages = new Map<Encoding, Promise<ArrayBuffer>>();
   return {
     async onResponse({ request, response, setResponse, fetchAPI }) {
       if (request.method !== "GET" || !(response.headers.get("content-type") ?? "").startsWith("text/html")) return;
-      const accepted = new Negotiator({ headers: { "accept-encoding": request.headers.get("accept-encoding") ?? "" } });
-      // Where the client likes several equally, brotli first (negotiator 0.6.4 takes the server's
-      // preference second, as compression() uses it; its types lag).
-      const choose = accepted.encoding.bind(accepted) as (available: string[], preferred: string[]) => string | undefined;
-      const encoding = choose(["br", "gzip", "identity"], ["br", "gzip"]);
+      const encoding = acceptedEncoding(request.headers.get("accept-encoding"), ["br", "gzip", "identity"]);
       if (encoding !== "br" && encoding !== "gzip") return;
       let page = pages.get(encoding);
       if (!page) {
