@@ -1,6 +1,8 @@
 import { mkdtemp, rm } from "node:fs/promises";
+import { request } from "node:http";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { brotliDecompressSync, gunzipSync, inflateSync } from "node:zlib";
 import autocannon from "autocannon";
 import { startScript, type Started } from "./support/processes.js";
 import { startStatementProxy, type StatementProxy } from "../support/pg-proxy.js";
@@ -40,6 +42,8 @@ interface Row {
   query: string;
   variables?: Record<string, unknown>;
   token?: string;
+  /** Sent as Accept-Encoding: the answer then comes compressed. */
+  acceptEncoding?: string;
   /** Checks the first response; its exact body is then expected of every response under load. */
   check(body: unknown): string | null;
   /** The server's twin behind the statement-counting proxy, when statements are counted. */
@@ -72,12 +76,46 @@ async function gql<T = any>(url: string, query: string, variables?: Record<strin
   return json.data as T;
 }
 
-/** Sends the row's request once and checks the answer; its exact text is then expected under load. */
+/** The row's request as autocannon sends it. */
+function requestOf(row: Row) {
+  return {
+    headers: {
+      "content-type": "application/json",
+      ...(row.token ? { authorization: `Bearer ${row.token}` } : {}),
+      ...(row.acceptEncoding ? { "accept-encoding": row.acceptEncoding } : {}),
+    },
+    body: JSON.stringify({ query: row.query, variables: row.variables }),
+  };
+}
+
+const decoders: Record<string, (bytes: Buffer) => Buffer> = { br: brotliDecompressSync, gzip: gunzipSync, deflate: inflateSync };
+
+/**
+ * Sends the row's request once and checks the answer, decoded; its bytes, read as autocannon
+ * reads them (as text), are then expected of every response under load. A compressed answer is
+ * the same bytes for the same answer, and one of a few hundred bytes arrives in one read, so its
+ * text is the same each time too.
+ */
 async function expected(row: Row, url: string): Promise<string> {
-  const first = await post(url, row.query, row.variables, row.token);
-  const problem = first.status === 200 ? row.check(first.json) : `HTTP ${first.status}`;
-  if (problem) throw new Error(`${row.label}: ${problem}\n${first.text.slice(0, 500)}`);
-  return first.text;
+  const { headers, body } = requestOf(row);
+  const answer = await new Promise<{ status: number; encoding?: string; bytes: Buffer }>((resolve, reject) => {
+    const req = request(url, { method: "POST", headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (chunk: Buffer) => chunks.push(chunk));
+      res.on("end", () => resolve({ status: res.statusCode!, encoding: res.headers["content-encoding"], bytes: Buffer.concat(chunks) }));
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+    req.end(body);
+  });
+  const decode = answer.encoding ? decoders[answer.encoding] : (bytes: Buffer) => bytes;
+  const text = decode ? decode(answer.bytes).toString() : "";
+  let problem: string | null = answer.status === 200 ? null : `HTTP ${answer.status}`;
+  if (!decode) problem = `an answer in ${answer.encoding}`;
+  if (row.acceptEncoding && !answer.encoding) problem = `an uncompressed answer to Accept-Encoding: ${row.acceptEncoding}`;
+  problem ??= row.check(JSON.parse(text));
+  if (problem) throw new Error(`${row.label}: ${problem}\n${text.slice(0, 500)}`);
+  return answer.bytes.toString();
 }
 
 /**
@@ -103,14 +141,7 @@ async function countStatements(row: Row, twin: string, counter: StatementProxy):
 }
 
 async function load(row: Row, url: string): Promise<Measured> {
-  const options = {
-    url,
-    method: "POST" as const,
-    connections: CONNECTIONS,
-    headers: { "content-type": "application/json", ...(row.token ? { authorization: `Bearer ${row.token}` } : {}) },
-    body: JSON.stringify({ query: row.query, variables: row.variables }),
-    expectBody: await expected(row, url),
-  };
+  const options = { url, method: "POST" as const, connections: CONNECTIONS, ...requestOf(row), expectBody: await expected(row, url) };
   if (WARMUP_S > 0) await autocannon({ ...options, duration: WARMUP_S });
   const result = await autocannon({ ...options, duration: DURATION_S });
   return {
@@ -300,6 +331,15 @@ export default async function run(): Promise<void> {
       ...(database
         ? [{ label: "the same, response cache off", target: "uncached" as const, query: KEYS_QUERY, token: partner.adminToken, check: checkKeys }]
         : []),
+      // The same, asked for as a browser asks: the answer (3.6 kB) comes compressed.
+      {
+        label: "the same, asked with Accept-Encoding: gzip, deflate, br",
+        target: "portal",
+        query: KEYS_QUERY,
+        token: partner.adminToken,
+        acceptEncoding: "gzip, deflate, br",
+        check: checkKeys,
+      },
       {
         label: "this server: { viewer { id username role } }",
         target: "portal",
