@@ -44,11 +44,14 @@ export function compressedAnswers(): Plugin {
       if (response.headers.has("content-encoding") || /\bno-transform\b/i.test(response.headers.get("cache-control") ?? "")) return;
       const encoding = acceptedEncoding(header, OFFERED);
       if (!encoding || encoding === "identity") return;
-      const body = Buffer.from(await response.text());
+      const text = await response.text();
+      // Bounded on the text first (a UTF-16 unit is one to three bytes), so that a small answer is not copied.
+      const body = text.length * 3 < COMPRESS_MIN_BYTES || text.length > COMPRESS_IN_TURN_MAX_BYTES ? null : Buffer.from(text);
       const init = { status: response.status, statusText: response.statusText, headers: new fetchAPI.Headers(response.headers) };
-      if (body.length < COMPRESS_MIN_BYTES || body.length > COMPRESS_IN_TURN_MAX_BYTES) {
-        // Read to learn its size; sent on as it was, for compression() to decide.
-        setResponse(new fetchAPI.Response(body, init));
+      if (!body || body.length < COMPRESS_MIN_BYTES || body.length > COMPRESS_IN_TURN_MAX_BYTES) {
+        // Sent on as it was, for compression() to decide (made again from its text: reading may have
+        // used up its body).
+        setResponse(new fetchAPI.Response(text, init));
         return;
       }
       const compressed = compressors[encoding](body);
