@@ -30,11 +30,12 @@ const OFFERED = ["br", "gzip", "deflate", "identity"] as const;
  * JSON answers (GraphQL over HTTP and REST) of 1 to 64 KiB compressed in one synchronous call.
  * compression() would open a zlib stream per response and hand its chunks to the thread pool: for
  * the 20-key page, served to a client that sends Accept-Encoding (every browser does), the server
- * spent 400–470 µs of CPU an answer that way against 305–360 µs this way (260–270 µs uncompressed),
- * its main thread about the same either way. The
- * encoding is chosen as compression() chooses it (brotli, then gzip, then deflate, as the
- * client's q-values allow); what this leaves (smaller, larger, streamed, already encoded, HEAD,
- * `Cache-Control: no-transform`) compression() still sees, and it skips an answer that carries a
+ * spent 400–470 µs of CPU an answer that way against 305–360 µs this way (260–270 µs
+ * uncompressed), its main thread about the same either way.
+ *
+ * The encoding is chosen as compression() chooses it (brotli, then gzip, then deflate, as the
+ * client's q-values allow). What this leaves (smaller, larger, streamed, already encoded, HEAD,
+ * `Cache-Control: no-transform`) compression() still sees; it skips an answer that carries a
  * Content-Encoding.
  */
 export function compressedAnswers(): Plugin {
