@@ -34,9 +34,9 @@ const OFFERED = ["br", "gzip", "deflate", "identity"] as const;
  * uncompressed), its main thread about the same either way.
  *
  * The encoding is chosen as compression() chooses it (brotli, then gzip, then deflate, as the
- * client's q-values allow). What this leaves (smaller, larger, streamed, already encoded, HEAD,
- * `Cache-Control: no-transform`) compression() still sees; it skips an answer that carries a
- * Content-Encoding.
+ * client's q-values allow). What this leaves (smaller, larger, of no stated length, streamed,
+ * already encoded, HEAD, `Cache-Control: no-transform`) compression() still sees; it skips an
+ * answer that carries a Content-Encoding.
  */
 export function compressedAnswers(): Plugin {
   return {
@@ -44,18 +44,14 @@ export function compressedAnswers(): Plugin {
       const header = request.headers.get("accept-encoding");
       if (!header || request.method === "HEAD" || !JSON_ANSWER.test(response.headers.get("content-type") ?? "")) return;
       if (response.headers.has("content-encoding") || /\bno-transform\b/i.test(response.headers.get("cache-control") ?? "")) return;
+      // Sized from its Content-Length (Yoga's Response, @whatwg-node's, sets it for a body held in
+      // memory), so that an answer this leaves is neither read nor made again.
+      const length = Number(response.headers.get("content-length"));
+      if (!(length >= COMPRESS_MIN_BYTES && length <= COMPRESS_IN_TURN_MAX_BYTES)) return;
       const encoding = acceptedEncoding(header, OFFERED);
       if (!encoding || encoding === "identity") return;
-      const text = await response.text();
-      // Bounded on the text first (a UTF-16 unit is one to three bytes), so that a small answer is not copied.
-      const body = text.length * 3 < COMPRESS_MIN_BYTES || text.length > COMPRESS_IN_TURN_MAX_BYTES ? null : Buffer.from(text);
+      const body = Buffer.from(await response.text());
       const init = { status: response.status, statusText: response.statusText, headers: new fetchAPI.Headers(response.headers) };
-      if (!body || body.length < COMPRESS_MIN_BYTES || body.length > COMPRESS_IN_TURN_MAX_BYTES) {
-        // Sent on as it was, for compression() to decide (made again from its text: reading may have
-        // used up its body).
-        setResponse(new fetchAPI.Response(text, init));
-        return;
-      }
       const compressed = compressors[encoding](body);
       init.headers.set("content-encoding", encoding);
       init.headers.set("content-length", String(compressed.length));
